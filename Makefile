@@ -1,0 +1,69 @@
+# One task runner for people and CI. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := $(CURDIR)/.tools
+UV ?= $(TOOLS)/bin/uv
+VENV := $(CURDIR)/.venv
+STAMP := $(VENV)/.installed
+
+# Offline-friendly, quiet tools; the venv first on PATH so DVC stages find `gigmatch`.
+export PATH := $(VENV)/bin:$(PATH)
+export UV_PYTHON_DOWNLOADS := never
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: help install run data repro push test test-fast lint format typecheck bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	@echo "bootstrapping uv $(UV_VERSION) into $(TOOLS)"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --all-extras --group dev
+	@touch $@
+
+install: $(STAMP) ## Create .venv from uv.lock (bootstraps uv with pip if needed)
+
+run: install data repro push ## Install, then run the whole lifecycle on the embedded defaults
+
+data: install ## Materialise the snapshot data.dvc pins (cache, remote, else regenerate; md5 checked)
+	gigmatch data pull
+
+repro: install ## Reproduce the DVC pipeline (dvc repro)
+	dvc repro
+
+push: install ## Share the pinned data with the default DVC remote
+	dvc push
+
+test: install ## Install, then run the test suite
+	pytest
+
+test-fast: install ## Run the suite without the slow tests
+	pytest -m "not slow"
+
+lint: install ## Lint and check formatting
+	ruff check .
+	ruff format --check .
+
+format: install ## Apply formatting and safe lint fixes
+	ruff format .
+	ruff check --fix .
+
+typecheck: install ## Type-check the package
+	mypy
+
+bench: install ## Run the benchmarks (prints figures)
+	python benchmarks/bench_data.py
+
+clean: ## Remove caches and the virtual environment (keeps data and the DVC cache)
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,188 @@
+"""`gigmatch`: the one command-line front door to the lifecycle.
+
+Exit codes, the same for every command:
+  0  success
+  1  a check failed (the data does not match its pin)
+  2  the data contract is broken (missing or mistyped columns, bad values, unreadable files)
+  3  any other error (bad params.yaml, a crash)
+  64 the command line itself is wrong (unknown option, bad argument)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+# Typer vendors its own click; its exceptions live here.
+from typer._click import exceptions as click_errors
+
+from gigmatch.config import DEFAULT_PARAMS_PATH, Params, ParamsError, load_params, override
+from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
+from gigmatch.pinning import PinError, directory_md5, materialise
+from gigmatch.simulator import SNAPSHOT_STEPS, generate_snapshot
+from gigmatch.validation import ContractError
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    CHECK_FAILED = 1
+    CONTRACT_BROKEN = 2
+    ERROR = 3
+    USAGE = 64
+
+
+console = Console(stderr=True)
+app = typer.Typer(
+    help="gigmatch: rank the freelancers who applied to a job post, from pinned data to a served model.\n\n"
+    "Exit codes: 0 success, 1 a check failed, 2 data contract broken, 3 other error, 64 usage error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Generate, validate and materialise the marketplace snapshot (freelancers, jobs, applications).",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+ParamsOption = Annotated[
+    Path, typer.Option("--params", help="Parameter file (the same one DVC reads).", dir_okay=False)
+]
+
+
+def _params(path: Path) -> Params:
+    return load_params(path)
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[
+        Path | None, typer.Option(help="Directory to write the snapshot to \\[default: data.dir in params.yaml].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override simulate.seed.")] = None,
+    jobs: Annotated[int | None, typer.Option(min=10, help="Override simulate.n_jobs.")] = None,
+    freelancers: Annotated[int | None, typer.Option(min=100, help="Override simulate.n_freelancers.")] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Simulate the gig marketplace and write its tables as Parquet.
+
+    Deterministic: the same params give byte-identical files. The snapshot is
+    validated against the data contract before it replaces the old one, so a
+    failed run leaves the previous snapshot in place.
+    """
+    params = _params(params_path)
+    overrides = {k: v for k, v in {"seed": seed, "n_jobs": jobs, "n_freelancers": freelancers}.items() if v is not None}
+    simulate = override(params.simulate, **overrides)
+    target = out or params.data.dir
+    with _progress() as progress:
+        task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
+
+        def advance(step: str) -> None:
+            progress.update(task, advance=1, description=step)
+
+        frames = generate_snapshot(simulate, target, advance)
+    _print_summary(summary_metrics(frames), target)
+    console.print(f"md5 {directory_md5(target)}  (compare with data.dvc)")
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[
+        Path | None, typer.Argument(help="Snapshot directory \\[default: data.dir in params.yaml].")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write headline figures as JSON here (only when valid).")] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Check a snapshot against the data contract.
+
+    Types, ranges, unique ids, allowed categories and skills, non-empty text,
+    foreign keys from applications to jobs and freelancers, and time order.
+    Exits 0 when valid and 2 when not, naming the table, column, failing check
+    and a few offending rows.
+    """
+    directory = path or _params(params_path).data.dir
+    with console.status(f"validating {directory}"):
+        frames = read_tables(directory)
+    metrics = summary_metrics(frames)
+    if report:
+        atomic_write_text(report, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    _print_summary(metrics, directory)
+    console.print(f"[green]valid[/green]: {directory} meets the data contract")
+
+
+@data_app.command("pull")
+def data_pull(
+    dvc_file: Annotated[Path, typer.Option(help="The pin file.")] = Path("data.dvc"),
+    force: Annotated[bool, typer.Option(help="Replace a workspace copy that differs from the pin.")] = False,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Materialise exactly the snapshot that data.dvc pins.
+
+    Tries the workspace, the DVC cache, the default DVC remote, then
+    regenerates from the seed in params.yaml. Fails (exit 1) and changes
+    nothing if the result's md5 differs from the pin.
+    """
+    params = _params(params_path)
+
+    def regenerate(target: Path) -> None:
+        with _progress() as progress:
+            task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
+            generate_snapshot(params.simulate, target, lambda step: progress.update(task, advance=1, description=step))
+
+    result = materialise(dvc_file, regenerate, force=force, log=lambda msg: console.print(f"[yellow]{msg}[/yellow]"))
+    console.print(f"[green]data matches the pin[/green] {result.md5} (via {result.how})")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<12}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True
+    )
+
+
+def _print_summary(metrics: dict[str, float | int], directory: Path) -> None:
+    table = Table(title=f"snapshot {directory}", show_header=False)
+    for key, value in metrics.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and map failures to the documented exit codes."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click_errors.UsageError as exc:
+        exc.show(file=sys.stderr)
+        return ExitCode.USAGE
+    except typer.Abort:
+        console.print("aborted")
+        return ExitCode.ERROR
+    except ContractError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.CONTRACT_BROKEN
+    except PinError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.CHECK_FAILED
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
+    except click_errors.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return ExitCode.ERROR
+    except Exception as exc:
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
+    return code if isinstance(code, int) else ExitCode.OK
+
+
+def entrypoint() -> None:
+    sys.exit(main())

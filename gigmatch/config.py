@@ -1,0 +1,113 @@
+"""Typed view of `params.yaml`, the one source of truth for pipeline parameters.
+
+DVC reads the same file (stage `params:` keys), so a parameter changed here
+invalidates exactly the stages that use it. Each stage has its own section;
+every key is required and unknown keys are refused, so the file is the only
+place a value is set and a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SectionT = TypeVar("SectionT", bound=_Section)
+
+
+class UtilityWeights(_Section):
+    """Weights of the simulator's latent match utility (see `gigmatch.simulator.outcomes`)."""
+
+    coverage: float
+    related_coverage: float
+    over_budget: float
+    under_budget: float
+    missing_experience_year: float
+    excess_experience_year: float
+    timezone_shortfall_hour: float
+    rating: float
+    success_rate: float
+    track_record: float
+    newcomer: float
+    hidden_quality: float
+    expert_coverage: float
+    quality_coverage: float
+    no_hire: float
+    no_hire_spread: float
+    shortlist_share: Annotated[float, Field(gt=0, lt=1)]
+    five_star_base: float
+    five_star_quality: float
+
+
+class SimulateParams(_Section):
+    seed: int
+    n_jobs: Annotated[int, Field(ge=10)]
+    n_freelancers: Annotated[int, Field(ge=100)]
+    min_applicants: Annotated[int, Field(ge=1)]
+    max_applicants: Annotated[int, Field(ge=1)]
+    related_applicant_share: Annotated[float, Field(ge=0, le=1)]
+    history_start: dt.date
+    history_months: Annotated[int, Field(ge=1, le=120)]
+    new_freelancer_share: Annotated[float, Field(ge=0, le=1)]
+    demand_trend_scale: Annotated[float, Field(ge=0)]
+    budget_inflation_per_year: Annotated[float, Field(ge=-0.5, le=1.0)]
+    utility: UtilityWeights
+
+    @model_validator(mode="after")
+    def _applicant_bounds(self) -> SimulateParams:
+        if self.min_applicants > self.max_applicants:
+            raise ValueError("min_applicants must not exceed max_applicants")
+        if self.max_applicants > self.n_freelancers:
+            raise ValueError("max_applicants must not exceed n_freelancers")
+        return self
+
+
+class DataParams(_Section):
+    dir: Path
+
+
+class ValidateParams(_Section):
+    report: Path
+
+
+class Params(_Section):
+    data: DataParams
+    simulate: SimulateParams
+    validate_: ValidateParams = Field(alias="validate")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def override(section: SectionT, **changes: object) -> SectionT:
+    """A copy of a section with some values changed, validated like the file."""
+    return type(section).model_validate({**section.model_dump(), **changes})
+
+
+class ParamsError(ValueError):
+    """`params.yaml` is missing, unreadable or does not match the typed sections."""
+
+
+def load_params(path: Path = DEFAULT_PARAMS_PATH) -> Params:
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ParamsError(f"params file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params file {path} must hold a mapping of sections")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ParamsError(f"params file {path} is invalid: {problems}") from exc

@@ -1,0 +1,50 @@
+"""params.yaml is the one source of truth, loaded into typed sections that refuse surprises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gigmatch.config import ParamsError, load_params, override
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_project_params_load() -> None:
+    params = load_params(ROOT / "params.yaml")
+    assert params.simulate.n_jobs == 5000 and params.data.dir == Path("data")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda raw: raw["simulate"].pop("seed"), "simulate.seed: Field required"),
+        (lambda raw: raw["simulate"]["utility"].update(coverag=1.0), "simulate.utility.coverag: Extra inputs"),
+        (lambda raw: raw["simulate"].update(n_jobs=-5), "simulate.n_jobs"),
+        (lambda raw: raw["simulate"].update(min_applicants=50), "min_applicants must not exceed max_applicants"),
+        (lambda raw: raw.update(trainn={}), "trainn: Extra inputs"),
+    ],
+)
+def test_invalid_params_are_refused_by_name(tmp_path: Path, edit, message: str) -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=message):
+        load_params(path)
+
+
+def test_not_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("simulate: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_override_validates() -> None:
+    simulate = load_params(ROOT / "params.yaml").simulate
+    assert override(simulate, n_jobs=50).n_jobs == 50
+    with pytest.raises(ValueError, match="n_jobs"):
+        override(simulate, n_jobs=1)

@@ -1,0 +1,60 @@
+"""The repository's own contract: thin workflows, Make as the one task runner, local stores ignored."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def test_there_are_workflows() -> None:
+    assert WORKFLOWS
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_matches_githubs_schema(workflow: Path) -> None:
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-workflows", str(workflow)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_steps_are_make_calls(workflow: Path) -> None:
+    spec = yaml.safe_load(workflow.read_text())
+    for job in spec["jobs"].values():
+        for step in job["steps"]:
+            if "run" in step:
+                assert step["run"].strip().startswith("make "), f"logic belongs in the Makefile: {step['run']!r}"
+
+
+def test_make_help_lists_the_contract_targets() -> None:
+    make = shutil.which("make")
+    assert make, "make is required"
+    out = subprocess.run(
+        [make, "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for target in ("run", "test", "install", "data", "repro", "lint", "bench"):
+        assert f" {target} " in out, out
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme
+
+
+@pytest.mark.parametrize(
+    "path", ["mlflow.db", ".env", "mlruns/1/model.pkl", ".prefect/prefect.db", "data/jobs.parquet"]
+)
+def test_local_stores_are_ignored_by_git(path: str) -> None:
+    result = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT)
+    assert result.returncode == 0, f"{path} would be committed"
