@@ -116,7 +116,7 @@ def materialise(
             result = run_dvc(args, repo)
             if result.returncode == 0 and matches(target, pin):
                 return _done(how, pin, backup)
-            log(f"dvc {how} did not restore the pinned data: {_last_line(result)}")
+            log(f"dvc {how} did not restore the pinned data: {_reason(result)}")
             _remove(target)
         log("regenerating the snapshot from the seed in params.yaml")
         staging = target.with_name(f".{target.name}.regen-{uuid.uuid4().hex[:8]}")
@@ -134,7 +134,7 @@ def materialise(
         # Put the regenerated files in the DVC cache so `dvc push` can share them.
         committed = run_dvc(["commit", "--force", pin_name], repo)
         if committed.returncode != 0:
-            log(f"dvc commit failed, the cache stays empty: {_last_line(committed)}")
+            log(f"dvc commit failed, the cache stays empty: {_reason(committed)}")
         return _done("regenerate", pin, backup)
     except BaseException:
         _remove(target)
@@ -161,6 +161,8 @@ def _remove(path: Path | None) -> None:
         shutil.rmtree(path)
 
 
-def _last_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-    return lines[-1] if lines else f"exit code {result.returncode}"
+def _reason(result: subprocess.CompletedProcess[str]) -> str:
+    """DVC's first ERROR line (its last line is usually a help link)."""
+    lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return (errors or lines or [f"exit code {result.returncode}"])[0]
