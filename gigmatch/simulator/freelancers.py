@@ -23,6 +23,7 @@ from gigmatch.simulator.sampling import (
     affinity_matrix,
     categorical,
     draw_utc_offsets,
+    normalise,
     top_k_without_replacement,
 )
 from gigmatch.simulator.text import profile_texts
@@ -42,7 +43,7 @@ class FreelancerPool:
 
 def simulate_freelancers(rng: np.random.Generator, params: SimulateParams, timeline: Timeline) -> FreelancerPool:
     n = params.n_freelancers
-    region = rng.choice(len(REGIONS), size=n, p=_normalise([r.freelancer_share for r in REGIONS]))
+    region = rng.choice(len(REGIONS), size=n, p=normalise([r.freelancer_share for r in REGIONS]))
     utc_offset = draw_utc_offsets(rng, region)
     is_new = rng.random(n) < params.new_freelancer_share
     signup_day = np.where(
@@ -91,10 +92,6 @@ def simulate_freelancers(rng: np.random.Generator, params: SimulateParams, timel
     )
     return FreelancerPool(table, quality, skill_lists, signup_day)
 
-
-def _normalise(weights: list[float] | np.ndarray) -> np.ndarray:
-    w = np.asarray(weights, dtype=float)
-    return w / w.sum()
 
 
 def _primary_category(rng: np.random.Generator, signup_years: np.ndarray, trend_scale: float) -> np.ndarray:

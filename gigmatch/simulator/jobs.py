@@ -21,6 +21,7 @@ from gigmatch.simulator.sampling import (
     affinity_matrix,
     categorical,
     draw_utc_offsets,
+    normalise,
     top_k_without_replacement,
 )
 from gigmatch.simulator.text import job_descriptions
@@ -58,7 +59,7 @@ def simulate_jobs(rng: np.random.Generator, params: SimulateParams, timeline: Ti
     n_clients = max(1, int(n * 0.4))
     client_weight = 1.0 / np.arange(1, n_clients + 1) ** 0.8
     client_of_job = rng.choice(n_clients, size=n, p=client_weight / client_weight.sum())
-    client_region = rng.choice(len(REGIONS), size=n_clients, p=_share([r.client_share for r in REGIONS]))
+    client_region = rng.choice(len(REGIONS), size=n_clients, p=normalise([r.client_share for r in REGIONS]))
     client_offset = draw_utc_offsets(rng, client_region)
 
     category = _draw_categories(rng, t_years, params.demand_trend_scale)
@@ -108,10 +109,6 @@ def simulate_jobs(rng: np.random.Generator, params: SimulateParams, timeline: Ti
     )
     return JobBoard(table, skill_lists, posted_day, budget / np.where(budget_type == 0, 1.0, hours))
 
-
-def _share(weights: list[float]) -> np.ndarray:
-    w = np.asarray(weights, dtype=float)
-    return w / w.sum()
 
 
 def _posting_days(rng: np.random.Generator, n: int, days: float) -> np.ndarray:

@@ -60,6 +60,11 @@ def affinity_matrix() -> np.ndarray:
     return weights / weights.sum(axis=1, keepdims=True)
 
 
+def normalise(weights: list[float] | np.ndarray) -> np.ndarray:
+    w = np.asarray(weights, dtype=float)
+    return w / w.sum()
+
+
 def categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One draw per row of a row-stochastic matrix (inverse CDF, vectorised)."""
     cdf = np.cumsum(probs, axis=1)
