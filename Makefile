@@ -3,7 +3,8 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# The system interpreter, resolved before .venv/bin goes first on PATH below.
+PYTHON ?= $(shell command -v python3)
 UV_VERSION := 0.13.8
 TOOLS := $(CURDIR)/.tools
 UV ?= $(TOOLS)/bin/uv
@@ -17,8 +18,11 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+# Prefect's state stays in the project (ephemeral server unless PREFECT_API_URL is set).
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: help install run data repro push test test-fast lint format typecheck bench clean
+.PHONY: help install run data repro train push test test-fast lint format typecheck bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,8 +42,11 @@ run: install data repro push ## Install, then run the whole lifecycle on the emb
 data: install ## Materialise the snapshot data.dvc pins (cache, remote, else regenerate; md5 checked)
 	gigmatch data pull
 
-repro: install ## Reproduce the DVC pipeline (dvc repro)
+repro: install ## Reproduce the DVC pipeline: validate, train (dvc repro)
 	dvc repro
+
+train: install ## Run the training flow now, even if DVC would skip it
+	gigmatch train
 
 push: install ## Share the pinned data with the default DVC remote
 	dvc push
@@ -63,6 +70,7 @@ typecheck: install ## Type-check the package
 
 bench: install ## Run the benchmarks (prints figures)
 	python benchmarks/bench_data.py
+	python benchmarks/bench_training.py
 
 clean: ## Remove caches and the virtual environment (keeps data and the DVC cache)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache

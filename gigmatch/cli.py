@@ -141,6 +141,32 @@ def data_pull(
     console.print(f"[green]data matches the pin[/green] {result.md5} (via {result.how})")
 
 
+@app.command("train")
+def train(params_path: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Train the candidate models and gate the champion (a Prefect flow, tracked in MLflow).
+
+    Splits the pinned snapshot by time, trains every candidate in params.yaml
+    (in parallel), evaluates them per job against baselines and the oracle,
+    registers the best by validation NDCG@10, and moves the `champion` alias
+    to it only if it passes the gate in params.yaml (promote); otherwise it
+    becomes the `challenger`. Writes the DVC metrics and plots under
+    train.reports_dir. MLFLOW_TRACKING_URI points at a team's MLflow server;
+    PREFECT_API_URL at a Prefect server (unset: an ephemeral one).
+    """
+    # Imported here: the orchestration stack takes seconds to import, the data commands need none of it.
+    from pipelines.training import run_training
+
+    outcome = run_training(params_path)
+    test = outcome.metrics["test"]
+    assert isinstance(test, dict)
+    console.print(
+        f"selected {outcome.selected}: test NDCG@10 {test['ndcg_at_10']:.4f}"
+        + (f" (oracle {test['oracle_ndcg_at_10']:.4f})" if "oracle_ndcg_at_10" in test else "")
+        + f", skill-overlap baseline {test['baseline_skill_overlap_ndcg_at_10']:.4f}"
+    )
+    console.print(f"registered version {outcome.version}: {outcome.decision.summary()}")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description:<12}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -80,10 +80,51 @@ class ValidateParams(_Section):
     report: Path
 
 
+class SplitParams(_Section):
+    valid_fraction: Annotated[float, Field(gt=0, lt=0.5)]
+    test_fraction: Annotated[float, Field(gt=0, lt=0.5)]
+
+
+class CandidateParams(_Section):
+    kind: Literal["logistic", "gbm_classifier", "lambdarank"]
+    params: dict[str, Any]
+
+
+class TrainParams(_Section):
+    seed: int
+    threads: Annotated[int, Field(ge=1, le=64)]  # fixed, so results repeat bit for bit
+    parallel_candidates: Annotated[int, Field(ge=1, le=16)]
+    text_max_features: Annotated[int, Field(ge=100)]
+    candidates: Annotated[dict[str, CandidateParams], Field(min_length=1)]
+    reports_dir: Path
+
+
+class EvaluateParams(_Section):
+    baseline_seed: int
+    qualified_min_coverage: Annotated[float, Field(gt=0, le=1)]
+    fairness_top_k: Annotated[int, Field(ge=1)]
+    fairness_min_qualified: Annotated[int, Field(ge=1)]
+
+
+class RegisterParams(_Section):
+    experiment: Annotated[str, Field(min_length=1)]
+    model_name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class PromoteParams(_Section):
+    min_improvement: Annotated[float, Field(ge=0)]
+    min_fairness_ratio: Annotated[float, Field(ge=0, le=1)]
+
+
 class Params(_Section):
     data: DataParams
     simulate: SimulateParams
     validate_: ValidateParams = Field(alias="validate")
+    split: SplitParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    register_: RegisterParams = Field(alias="register")
+    promote: PromoteParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

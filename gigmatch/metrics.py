@@ -51,3 +51,40 @@ def ndcg_at_k(group: np.ndarray, score: np.ndarray, relevance: np.ndarray, k: in
     if len(values) == 0:
         raise ValueError("no group has a relevant row; NDCG is undefined")
     return float(values.mean())
+
+
+def top_k_mask(group: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
+    """Rows ranked in the top k of their group."""
+    _, rank = _rank_within_groups(np.unique(group, return_inverse=True)[1], np.asarray(score, dtype=float))
+    return rank < k
+
+
+def average_precision_at_k(group: np.ndarray, score: np.ndarray, relevant: np.ndarray, k: int) -> float:
+    """Mean over groups with a relevant row of AP@k (precision at each relevant hit, over min(k, #relevant))."""
+    group_ids, group_pos = np.unique(group, return_inverse=True)
+    order, rank = _rank_within_groups(group_pos, np.asarray(score, dtype=float))
+    relevant = np.asarray(relevant, dtype=bool)
+    sorted_pos, sorted_rel, sorted_rank = group_pos[order], relevant[order], rank[order]
+    hits_so_far = np.cumsum(sorted_rel) - np.repeat(
+        np.r_[0, np.cumsum(np.bincount(sorted_pos, weights=sorted_rel))[:-1]].astype(np.int64),
+        np.bincount(sorted_pos),
+    )
+    precision = np.where(sorted_rel & (sorted_rank < k), hits_so_far / (sorted_rank + 1.0), 0.0)
+    n_relevant = np.bincount(group_pos, weights=relevant, minlength=len(group_ids))
+    ap = np.bincount(sorted_pos, weights=precision, minlength=len(group_ids))
+    has = n_relevant > 0
+    if not has.any():
+        raise ValueError("no group has a relevant row; AP is undefined")
+    return float((ap[has] / np.minimum(n_relevant[has], k)).mean())
+
+
+def recall_at_k(group: np.ndarray, score: np.ndarray, relevant: np.ndarray, k: int) -> float:
+    """Mean over groups with a relevant row of the share of its relevant rows ranked in the top k."""
+    relevant = np.asarray(relevant, dtype=bool)
+    group_ids, group_pos = np.unique(group, return_inverse=True)
+    found = np.bincount(group_pos, weights=relevant & top_k_mask(group, score, k), minlength=len(group_ids))
+    total = np.bincount(group_pos, weights=relevant, minlength=len(group_ids))
+    has = total > 0
+    if not has.any():
+        raise ValueError("no group has a relevant row; recall is undefined")
+    return float((found[has] / total[has]).mean())

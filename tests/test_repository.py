@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -58,3 +59,41 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_local_stores_are_ignored_by_git(path: str) -> None:
     result = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT)
     assert result.returncode == 0, f"{path} would be committed"
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_dvc_metrics_show_the_ranking_figures() -> None:
+    """The committed training metrics, read through the real `dvc metrics show --json`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "metrics", "show", "--json"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    files = json.loads(result.stdout)[""]["data"]
+    metrics = _flatten(files["reports/train_metrics.json"]["data"])
+    for key in (
+        "test.ndcg_at_10",
+        "test.oracle_ndcg_at_10",
+        "test.baseline_skill_overlap_ndcg_at_10",
+        "test.baseline_random_ndcg_at_10",
+    ):
+        assert isinstance(metrics[key], float), key
+    assert metrics["test.baseline_random_ndcg_at_10"] < metrics["test.baseline_skill_overlap_ndcg_at_10"]
+    assert (
+        metrics["test.baseline_skill_overlap_ndcg_at_10"]
+        < metrics["test.ndcg_at_10"]
+        <= metrics["test.oracle_ndcg_at_10"]
+    )
+
+
+def test_dvc_pipeline_is_well_formed() -> None:
+    result = subprocess.run([sys.executable, "-m", "dvc", "dag"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "validate" in result.stdout and "train" in result.stdout

@@ -93,7 +93,6 @@ def simulate_freelancers(rng: np.random.Generator, params: SimulateParams, timel
     return FreelancerPool(table, quality, skill_lists, signup_day)
 
 
-
 def _primary_category(rng: np.random.Generator, signup_years: np.ndarray, trend_scale: float) -> np.ndarray:
     """Supply follows demand: people who join later pick growing categories more often."""
     supply = np.bincount(SKILL_CATEGORY, weights=SKILL_SUPPLY, minlength=len(CATEGORIES))

@@ -110,7 +110,6 @@ def simulate_jobs(rng: np.random.Generator, params: SimulateParams, timeline: Ti
     return JobBoard(table, skill_lists, posted_day, budget / np.where(budget_type == 0, 1.0, hours))
 
 
-
 def _posting_days(rng: np.random.Generator, n: int, days: float) -> np.ndarray:
     """Posting times with a rate growing linearly over the window (inverse CDF)."""
     g = _VOLUME_GROWTH

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gigmatch.config import UtilityWeights
+from gigmatch.market import LEVEL_MAX_YEARS, LEVEL_MIN_YEARS, level_index, timezone_overlap_hours
 from gigmatch.simulator.applications import Applicants
 from gigmatch.simulator.freelancers import FreelancerPool
 from gigmatch.simulator.jobs import JobBoard
@@ -42,10 +43,6 @@ from gigmatch.simulator.sampling import SKILL_CATEGORY, membership_matrix
 from gigmatch.taxonomy import CATEGORIES, EXPERIENCE_LEVELS, SKILLS
 
 REJECTED, SHORTLISTED, HIRED, HIRED_FIVE_STARS = 0, 1, 2, 3
-# Years of experience each level expects: below the floor hurts, far above the
-# ceiling hurts a little (over-qualified, likely to leave).
-_LEVEL_MIN_YEARS = np.array([0.0, 2.0, 6.0])
-_LEVEL_MAX_YEARS = np.array([4.0, 10.0, np.inf])
 
 
 @dataclass(frozen=True)
@@ -78,11 +75,10 @@ def match_utility(
 
     ft, jt = freelancers.table, jobs.table
     gap = np.log(ft["hourly_rate_usd"].to_numpy()[f] / jobs.hourly_budget[j])
-    level_of = {name: i for i, name in enumerate(EXPERIENCE_LEVELS)}
-    level = np.array([level_of[v] for v in jt["experience_level"]])[j]
+    level = level_index(jt["experience_level"].to_numpy())[j]
     years = ft["years_experience"].to_numpy()[f]
-    missing = np.maximum(_LEVEL_MIN_YEARS[level] - years, 0.0)
-    excess = np.maximum(years - _LEVEL_MAX_YEARS[level], 0.0)
+    missing = np.maximum(LEVEL_MIN_YEARS[level] - years, 0.0)
+    excess = np.maximum(years - LEVEL_MAX_YEARS[level], 0.0)
     shortfall = np.maximum(
         jt["timezone_overlap_hours"].to_numpy()[j]
         - timezone_overlap_hours(ft["utc_offset"].to_numpy()[f], jt["client_utc_offset"].to_numpy()[j]),
@@ -110,12 +106,6 @@ def match_utility(
         + w.expert_coverage * coverage * expert
         + w.quality_coverage * quality * coverage
     )
-
-
-def timezone_overlap_hours(offset_a: np.ndarray, offset_b: np.ndarray, workday: float = 8.0) -> np.ndarray:
-    """Shared hours of two 9-to-5 workdays in two UTC offsets (circular)."""
-    d = np.abs(offset_a - offset_b) % 24.0
-    return np.maximum(workday - np.minimum(d, 24.0 - d), 0.0)
 
 
 def simulate_outcomes(

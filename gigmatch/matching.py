@@ -1,0 +1,107 @@
+"""The match frame: one row per (job, candidate freelancer), the model's input.
+
+Training builds it by joining applications to jobs and freelancers; serving
+builds it from a request's job and candidate list. Both paths end in
+`_finalise`, so the model sees the same columns, order and types either way.
+Skill lists travel as one space-separated string of slugs, which keeps the
+model signature to plain scalar columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+JOB_COLUMNS: tuple[str, ...] = (
+    "job_id",
+    "category",
+    "required_skills",
+    "budget_type",
+    "budget_usd",
+    "duration",
+    "experience_level",
+    "description",
+    "timezone_overlap_hours",
+    "client_utc_offset",
+)
+FREELANCER_COLUMNS: tuple[str, ...] = (
+    "freelancer_id",
+    "region",
+    "utc_offset",
+    "years_experience",
+    "hourly_rate_usd",
+    "skills",
+    "rating",
+    "jobs_completed",
+    "success_rate",
+    "weekly_availability_hours",
+    "profile_text",
+)
+MATCH_COLUMNS: tuple[str, ...] = JOB_COLUMNS + FREELANCER_COLUMNS
+SKILL_LIST_COLUMNS = ("required_skills", "skills")
+_INT_COLUMNS = ("job_id", "freelancer_id", "jobs_completed", "weekly_availability_hours", "timezone_overlap_hours")
+_FLOAT_COLUMNS = (
+    "budget_usd",
+    "client_utc_offset",
+    "utc_offset",
+    "years_experience",
+    "hourly_rate_usd",
+    "rating",
+    "success_rate",
+)
+
+
+def join_skills(skills: object) -> str:
+    """A list of skill slugs (or an already joined string) as one space-separated string."""
+    if isinstance(skills, str):
+        return " ".join(skills.split())
+    return " ".join(str(s) for s in skills)  # type: ignore[attr-defined]
+
+
+def build_match_frame(applications: pd.DataFrame, jobs: pd.DataFrame, freelancers: pd.DataFrame) -> pd.DataFrame:
+    """Join each application to its job and freelancer, in the applications' row order."""
+    job_rows = pd.Index(jobs["job_id"]).get_indexer(applications["job_id"])
+    freelancer_rows = pd.Index(freelancers["freelancer_id"]).get_indexer(applications["freelancer_id"])
+    if (job_rows < 0).any() or (freelancer_rows < 0).any():
+        raise ValueError("applications refer to unknown jobs or freelancers; validate the snapshot first")
+    columns = {}
+    for name in JOB_COLUMNS:
+        columns[name] = _column_values(jobs[name], job_rows)
+    for name in FREELANCER_COLUMNS:
+        columns[name] = _column_values(freelancers[name], freelancer_rows)
+    return _finalise(pd.DataFrame(columns))
+
+
+def match_frame_from_records(job: Mapping[str, object], candidates: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """The match frame for one job and its candidates, e.g. from an API request."""
+    missing_job = [c for c in JOB_COLUMNS if c not in job]
+    if missing_job:
+        raise ValueError(f"job is missing fields: {', '.join(missing_job)}")
+    rows = []
+    for i, candidate in enumerate(candidates):
+        missing = [c for c in FREELANCER_COLUMNS if c not in candidate]
+        if missing:
+            raise ValueError(f"candidate {i} is missing fields: {', '.join(missing)}")
+        row = {**{c: job[c] for c in JOB_COLUMNS}, **{c: candidate[c] for c in FREELANCER_COLUMNS}}
+        rows.append({c: join_skills(v) if c in SKILL_LIST_COLUMNS else v for c, v in row.items()})
+    return _finalise(pd.DataFrame(rows, columns=list(MATCH_COLUMNS)))
+
+
+def _column_values(column: pd.Series, rows: np.ndarray) -> object:
+    if column.name in SKILL_LIST_COLUMNS:
+        joined = np.array([join_skills(v) for v in column], dtype=object)
+        return joined[rows]
+    return column.to_numpy()[rows]
+
+
+def _finalise(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.loc[:, list(MATCH_COLUMNS)].reset_index(drop=True)
+    for name in _INT_COLUMNS:
+        frame[name] = frame[name].astype(np.int64)
+    for name in _FLOAT_COLUMNS:
+        frame[name] = pd.to_numeric(frame[name], errors="raise").astype(np.float64)
+    for name in set(MATCH_COLUMNS) - set(_INT_COLUMNS) - set(_FLOAT_COLUMNS):
+        frame[name] = frame[name].astype(object)
+    return frame

@@ -1,0 +1,42 @@
+"""Time-based splits grouped by job: no job in two splits, the test split is the latest.
+
+Freelancer profiles are frozen at the start of the history (see the simulator),
+so splitting the jobs by posting time leaves nothing from the future in the
+training rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class JobSplit:
+    train: np.ndarray  # job ids
+    valid: np.ndarray
+    test: np.ndarray
+
+    def masks(self, job_id: np.ndarray) -> dict[str, np.ndarray]:
+        """Boolean row masks for rows keyed by job id."""
+        return {name: np.isin(job_id, getattr(self, name)) for name in SPLITS}
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in SPLITS}
+
+
+def split_jobs_by_time(jobs: pd.DataFrame, valid_fraction: float, test_fraction: float) -> JobSplit:
+    """Earliest jobs train, the next validate, the latest test; ties broken by job id."""
+    if not (0 < valid_fraction < 1 and 0 < test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise ValueError("valid and test fractions must be in (0, 1) and leave jobs to train on")
+    ordered = jobs.sort_values(["posted_at", "job_id"], kind="stable")["job_id"].to_numpy()
+    n_test = max(1, round(len(ordered) * test_fraction))
+    n_valid = max(1, round(len(ordered) * valid_fraction))
+    n_train = len(ordered) - n_valid - n_test
+    if n_train < 1:
+        raise ValueError(f"{len(ordered)} jobs are too few to split")
+    return JobSplit(ordered[:n_train], ordered[n_train : n_train + n_valid], ordered[n_train + n_valid :])

@@ -1,0 +1,152 @@
+"""MLflow I/O for the training flow: runs, logged models, the registry and its aliases.
+
+Every function takes explicit run ids instead of relying on MLflow's active-run
+state, which is per thread and would be lost inside a task runner's workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.pipeline import Pipeline
+
+from gigmatch.models import TRUSTED_MODEL_TYPES
+from pipelines.settings import TrackingSettings
+
+# What a served model needs, pinned to the versions it was trained with.
+_MODEL_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "skops", "pyarrow")
+_GIGMATCH_SOURCE = Path(__file__).resolve().parents[1] / "gigmatch"
+
+
+def configure(settings: TrackingSettings) -> None:
+    # pip_requirements below pin what a model needs; copying the whole project's
+    # uv.lock into every model would pin what it does not.
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_registry_uri or settings.mlflow_tracking_uri)
+
+
+def ensure_experiment(name: str, settings: TrackingSettings) -> str:
+    """The experiment's id, creating it (artifacts under the local artifact root) if needed."""
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    local_store = (
+        settings.mlflow_tracking_uri.startswith(("sqlite:", "file:")) or "://" not in settings.mlflow_tracking_uri
+    )
+    location = (settings.gigmatch_artifact_root / name).resolve().as_uri() if local_store else None
+    return str(mlflow.create_experiment(name, artifact_location=location))
+
+
+def model_requirements() -> list[str]:
+    return [f"{name}=={metadata.version(name)}" for name in _MODEL_PACKAGES]
+
+
+@contextmanager
+def run(
+    experiment_id: str, name: str, parent_run_id: str | None = None, tags: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """Create a run (nested under `parent_run_id` if given) and yield its id.
+
+    The run ends FINISHED, FAILED if the body raises, KILLED if it is interrupted.
+    """
+    client = MlflowClient()
+    run_tags = dict(tags or {})
+    if parent_run_id is not None:
+        run_tags["mlflow.parentRunId"] = parent_run_id
+    created = client.create_run(experiment_id, run_name=name, tags=run_tags)
+    run_id = created.info.run_id
+    try:
+        yield run_id
+    except KeyboardInterrupt:
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+
+
+def log_figures(run_id: str, params: Mapping[str, Any], metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    finite = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+    for key, value in finite.items():
+        client.log_metric(run_id, key, value)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def log_json(run_id: str, payload: object, artifact_file: str) -> None:
+    MlflowClient().log_text(run_id, json.dumps(payload, indent=2, sort_keys=True, default=str), artifact_file)
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    run_id: str
+    model_uri: str
+
+
+def log_model(run_id: str, model: Pipeline, example: pd.DataFrame, predict_fn: str) -> LoggedModel:
+    """Log the whole pipeline with its signature, an input example and pinned requirements."""
+    scores = model.predict_proba(example)[:, 1] if predict_fn == "predict_proba" else model.predict(example)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, np.asarray(scores)),
+            input_example=example.head(3),
+            pip_requirements=model_requirements(),
+            code_paths=[str(_GIGMATCH_SOURCE)],
+            pyfunc_predict_fn=predict_fn,
+            serialization_format="skops",
+            skops_trusted_types=list(TRUSTED_MODEL_TYPES),
+        )
+    return LoggedModel(run_id, info.model_uri)
+
+
+def register(model_uri: str, model_name: str, tags: Mapping[str, str]) -> str:
+    version = mlflow.register_model(model_uri, model_name, tags=dict(tags))
+    return str(version.version)
+
+
+def alias_version(model_name: str, alias: str) -> str | None:
+    """The version an alias points to, or None when the alias (or the model) does not exist."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            return None
+        raise
+
+
+def set_alias(model_name: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(model_name, alias, version)
+
+
+def load_version(model_name: str, version: str) -> Pipeline:
+    return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+
+
+def save_artifact_dir(run_id: str, files: Mapping[str, str], artifact_path: str) -> None:
+    """Log small text files (reports) under one artifact folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            (Path(tmp) / name).write_text(text)
+        MlflowClient().log_artifacts(run_id, tmp, artifact_path)

@@ -1,0 +1,126 @@
+"""One feature code path: training-time and serving-time features are identical."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from gigmatch.config import Params
+from gigmatch.dataset import read_tables
+from gigmatch.features import FEATURE_NAMES, MatchFeatures
+from gigmatch.matching import FREELANCER_COLUMNS, JOB_COLUMNS, build_match_frame, match_frame_from_records
+from gigmatch.models import TRUSTED_MODEL_TYPES, TrainingData, assemble_pipeline, fit_estimator
+
+
+@pytest.fixture(scope="module")
+def frames(training_snapshot: Path) -> dict[str, pd.DataFrame]:
+    return read_tables(training_snapshot)
+
+
+@pytest.fixture(scope="module")
+def match(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    apps = frames["applications"].sort_values(["job_id", "freelancer_id"])
+    return build_match_frame(apps, frames["jobs"], frames["freelancers"])
+
+
+@pytest.fixture(scope="module")
+def fitted(match: pd.DataFrame) -> MatchFeatures:
+    return MatchFeatures(text_max_features=2000).fit(match)
+
+
+def _request_for(job_id: int, frames: dict[str, pd.DataFrame]) -> tuple[dict, list[dict]]:
+    """A job and its applicants as an API client would send them: plain JSON-like values."""
+    job_row = frames["jobs"].set_index("job_id").loc[job_id]
+    job = {c: job_row[c] for c in JOB_COLUMNS if c != "job_id"} | {"job_id": job_id}
+    job["required_skills"] = list(job["required_skills"])
+    applicants = frames["applications"].loc[frames["applications"]["job_id"] == job_id, "freelancer_id"].sort_values()
+    people = frames["freelancers"].set_index("freelancer_id").loc[applicants]
+    candidates = []
+    for freelancer_id, row in people.iterrows():
+        record = {c: row[c] for c in FREELANCER_COLUMNS if c != "freelancer_id"} | {"freelancer_id": int(freelancer_id)}
+        record["skills"] = list(record["skills"])
+        record["rating"] = None if pd.isna(record["rating"]) else float(record["rating"])
+        record["success_rate"] = None if pd.isna(record["success_rate"]) else float(record["success_rate"])
+        candidates.append(record)
+    return job, candidates
+
+
+def test_training_and_serving_features_are_identical(
+    frames: dict[str, pd.DataFrame], match: pd.DataFrame, fitted: MatchFeatures
+) -> None:
+    training = fitted.transform(match)
+    for job_id in frames["jobs"]["job_id"].iloc[[0, 57, 203, 399]]:
+        job, candidates = _request_for(int(job_id), frames)
+        served = fitted.transform(match_frame_from_records(job, candidates))
+        rows = np.flatnonzero(match["job_id"].to_numpy() == job_id)
+        np.testing.assert_array_equal(served, training[rows])
+
+
+def test_features_are_finite_and_named(match: pd.DataFrame, fitted: MatchFeatures) -> None:
+    matrix = fitted.transform(match)
+    assert matrix.shape == (len(match), len(FEATURE_NAMES)) and np.isfinite(matrix).all()
+    assert list(fitted.get_feature_names_out()) == list(FEATURE_NAMES)
+
+
+def test_scikit_learn_conventions(match: pd.DataFrame) -> None:
+    features = MatchFeatures(text_max_features=500)
+    assert features.get_params() == {"text_max_features": 500}
+    with pytest.raises(NotFittedError):
+        features.transform(match)
+    first = clone(features).fit(match).transform(match)
+    np.testing.assert_array_equal(first, clone(features).fit(match).transform(match))
+    with pytest.raises(ValueError, match="text_max_features"):
+        MatchFeatures(text_max_features=0).fit(match)
+    with pytest.raises(ValueError, match="missing columns: skills"):
+        MatchFeatures().fit(match.drop(columns=["skills"]))
+
+
+def test_within_job_features_see_the_competition(match: pd.DataFrame, fitted: MatchFeatures) -> None:
+    one_job = match[match["job_id"] == match["job_id"].iloc[0]]
+    alone = fitted.transform(one_job.iloc[[0]])
+    together = fitted.transform(one_job)[0]
+    names = list(FEATURE_NAMES)
+    assert alone[0, names.index("n_applicants")] == 1 and together[names.index("n_applicants")] == len(one_job)
+    np.testing.assert_array_equal(
+        alone[0, : names.index("text_similarity") + 1], together[: names.index("text_similarity") + 1]
+    )
+
+
+def test_unknown_skills_are_ignored_not_fatal(match: pd.DataFrame, fitted: MatchFeatures) -> None:
+    rows = match.head(3).copy()
+    rows["skills"] = rows["skills"] + " quantum_basket_weaving"
+    np.testing.assert_array_equal(fitted.transform(rows), fitted.transform(match.head(3)))
+
+
+def test_missing_ratings_are_filled_from_training(match: pd.DataFrame, fitted: MatchFeatures) -> None:
+    rows = match.head(2).copy()
+    rows["rating"] = np.nan
+    matrix = fitted.transform(rows)
+    names = list(FEATURE_NAMES)
+    assert (matrix[:, names.index("rating")] == fitted.rating_fill_).all()
+    assert (matrix[:, names.index("has_rating")] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["logistic", "gbm_classifier", "lambdarank"])
+def test_every_candidate_serialises_with_the_trusted_types_only(
+    name: str, params: Params, match: pd.DataFrame, fitted: MatchFeatures, frames: dict[str, pd.DataFrame]
+) -> None:
+    rows = slice(0, 2000)
+    apps = frames["applications"].sort_values(["job_id", "freelancer_id"])
+    data = TrainingData(
+        fitted.transform(match.iloc[rows]), apps["outcome"].to_numpy()[rows], apps["job_id"].to_numpy()[rows]
+    )
+    spec = params.train.candidates[name]
+    pipeline = assemble_pipeline(fitted, fit_estimator(spec.kind, spec.params, data, seed=0, n_jobs=1))
+    untrusted = set(sio.get_untrusted_types(data=sio.dumps(pipeline)))
+    assert untrusted <= set(TRUSTED_MODEL_TYPES)
+    loaded = sio.loads(sio.dumps(pipeline), trusted=list(TRUSTED_MODEL_TYPES))
+    np.testing.assert_array_equal(
+        np.asarray(loaded.predict(match.head(50))), np.asarray(pipeline.predict(match.head(50)))
+    )

@@ -1,0 +1,132 @@
+"""The training flow with the real Prefect (test harness) and a real MLflow store.
+
+The champion gate is exercised end to end: a better model is promoted, a worse
+one is not, and a flow that fails part-way never moves the champion.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from gigmatch.promotion import CHALLENGER, CHAMPION
+from pipelines.training import run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.usefixtures("prefect_harness", "mlflow_store"), pytest.mark.slow]
+
+GOOD = {"logistic": {"kind": "logistic", "params": {"C": 1.0}}}
+# A single stump: it can tell at most two groups of applicants apart.
+CRIPPLED = {"stump": {"kind": "gbm_classifier", "params": {"max_iter": 1, "max_depth": 1, "learning_rate": 0.01}}}
+
+
+def _params(tmp_path: Path, snapshot: Path, candidates: dict[str, Any], **sections: dict[str, Any]) -> Path:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["dir"] = str(snapshot)
+    raw["train"]["candidates"] = candidates
+    raw["train"]["reports_dir"] = str(tmp_path / "reports")
+    # 60 test jobs make the exposure ratio noisy; the gate's logic, not its default bound, is under test.
+    raw["evaluate"]["fairness_min_qualified"] = 20
+    raw["promote"]["min_fairness_ratio"] = 0.4
+    for section, values in sections.items():
+        raw[section].update(values)
+    path = tmp_path / f"params-{len(list(tmp_path.glob('params-*')))}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _alias(alias: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias("gigmatch-ranker", alias).version)
+    except Exception:
+        return None
+
+
+def test_first_run_registers_and_promotes(tmp_path: Path, training_snapshot: Path) -> None:
+    outcome = run_training(_params(tmp_path, training_snapshot, GOOD))
+
+    assert outcome.decision.promote and _alias(CHAMPION) == outcome.version == "1"
+    metrics = json.loads((tmp_path / "reports" / "train_metrics.json").read_text())
+    for key in ("ndcg_at_10", "oracle_ndcg_at_10", "baseline_skill_overlap_ndcg_at_10", "baseline_random_ndcg_at_10"):
+        assert 0 < metrics["test"][key] <= 1
+    assert metrics["test"]["ndcg_at_10"] > metrics["test"]["baseline_skill_overlap_ndcg_at_10"]
+    promotion = json.loads((tmp_path / "reports" / "promotion.json").read_text())
+    assert promotion["promote"] is True and "there is no champion yet" in " ".join(promotion["reasons"])
+    # Lineage and the decision are in MLflow too.
+    version = MlflowClient().get_model_version("gigmatch-ranker", outcome.version)
+    run = MlflowClient().get_run(version.run_id)
+    assert run.data.tags["data_md5"].endswith(".dir") and run.data.tags["git_commit"]
+    parent = MlflowClient().get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["promotion.decision"] == CHAMPION and parent.info.status == "FINISHED"
+
+
+def test_worse_model_is_not_promoted(tmp_path: Path, training_snapshot: Path) -> None:
+    champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
+
+    outcome = run_training(_params(tmp_path, training_snapshot, CRIPPLED))
+
+    assert not outcome.decision.promote
+    assert _alias(CHAMPION) == champion and _alias(CHALLENGER) == outcome.version
+    assert any(r.startswith("failed: test NDCG@10") and "vs champion" in r for r in outcome.decision.reasons)
+
+
+def test_better_model_replaces_a_weaker_champion(tmp_path: Path, training_snapshot: Path) -> None:
+    weak = run_training(_params(tmp_path, training_snapshot, CRIPPLED)).version
+    MlflowClient().set_registered_model_alias("gigmatch-ranker", CHAMPION, weak)  # an old, weaker champion
+
+    outcome = run_training(_params(tmp_path, training_snapshot, GOOD))
+
+    assert outcome.decision.promote and _alias(CHAMPION) == outcome.version != weak
+    assert any("vs champion" in r for r in outcome.decision.reasons)
+
+
+def test_same_inputs_leave_the_champion_in_place(tmp_path: Path, training_snapshot: Path) -> None:
+    params = _params(tmp_path, training_snapshot, GOOD)
+    first = run_training(params)
+    second = run_training(params)
+
+    assert _alias(CHAMPION) == first.version and _alias(CHALLENGER) == second.version
+    assert first.metrics == second.metrics, "same data and params must give the same figures"
+
+
+def test_unfair_model_is_not_promoted(tmp_path: Path, training_snapshot: Path) -> None:
+    outcome = run_training(_params(tmp_path, training_snapshot, GOOD, promote={"min_fairness_ratio": 1.0}))
+    assert not outcome.decision.promote and _alias(CHAMPION) is None
+    assert any(r.startswith("failed: exposure fairness ratio") for r in outcome.decision.reasons)
+
+
+def test_failed_candidate_never_moves_the_champion(tmp_path: Path, training_snapshot: Path) -> None:
+    champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
+    broken = {**GOOD, "broken": {"kind": "gbm_classifier", "params": {"max_iter": 0}}}
+
+    with pytest.raises(Exception, match="max_iter"):
+        run_training(_params(tmp_path, training_snapshot, broken))
+
+    assert _alias(CHAMPION) == champion
+    assert [str(v.version) for v in MlflowClient().search_model_versions("name='gigmatch-ranker'")] == [champion]
+    failed = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("gigmatch").experiment_id], "attributes.status = 'FAILED'"
+    )
+    assert failed, "the interrupted run is marked FAILED in MLflow"
+
+
+def test_failure_after_registration_never_moves_the_champion(tmp_path: Path, training_snapshot: Path) -> None:
+    champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
+    # Break the stored champion: measuring it on the test split now fails, after registration.
+    stored = list((tmp_path / "mlruns").rglob("model.skops"))
+    assert stored
+    for model_file in stored:
+        model_file.write_bytes(b"corrupt")
+
+    with pytest.raises(Exception):  # noqa: B017 - any failure will do; the point is what it leaves behind
+        run_training(_params(tmp_path, training_snapshot, GOOD))
+
+    assert _alias(CHAMPION) == champion
+    versions = sorted(int(v.version) for v in MlflowClient().search_model_versions("name='gigmatch-ranker'"))
+    assert versions == [int(champion), int(champion) + 1], "the new version is registered but carries no alias"
+    assert _alias(CHALLENGER) is None
