@@ -19,6 +19,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from gigmatch.features import MatchFeatures
 
@@ -81,12 +82,15 @@ def build_estimator(kind: str, params: dict[str, Any], seed: int, n_jobs: int) -
 def fit_estimator(kind: str, params: dict[str, Any], data: TrainingData, seed: int, n_jobs: int) -> BaseEstimator:
     """Rankers learn the graded outcome per job; classifiers learn whether the applicant was hired."""
     estimator = build_estimator(kind, params, seed, n_jobs)
-    if kind in RANKERS:
-        if np.any(np.diff(data.group) < 0):
-            raise ValueError("rows of a job must be contiguous and jobs sorted for a ranker")
-        _, sizes = np.unique(data.group, return_counts=True)
-        return estimator.fit(data.features, data.relevance, group=sizes)
-    return estimator.fit(data.features, data.hired)
+    # OpenMP pools (scikit-learn's boosting) ignore n_jobs; cap them so candidates
+    # trained side by side do not oversubscribe the cores.
+    with threadpool_limits(limits=n_jobs):
+        if kind in RANKERS:
+            if np.any(np.diff(data.group) < 0):
+                raise ValueError("rows of a job must be contiguous and jobs sorted for a ranker")
+            _, sizes = np.unique(data.group, return_counts=True)
+            return estimator.fit(data.features, data.relevance, group=sizes)
+        return estimator.fit(data.features, data.hired)
 
 
 def assemble_pipeline(features: MatchFeatures, estimator: BaseEstimator) -> Pipeline:
