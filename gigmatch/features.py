@@ -82,8 +82,8 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         if self.text_max_features < 1:
             raise ValueError(f"text_max_features must be positive, got {self.text_max_features}")
         freelancers = X.drop_duplicates("freelancer_id")
-        skills = pd.concat([X["required_skills"], freelancers["skills"]]).str.split().explode().dropna()
-        self.skill_vocabulary_ = np.array(sorted(set(skills)), dtype=object)
+        texts = pd.concat([X["required_skills"], freelancers["skills"]]).to_numpy()
+        self.skill_vocabulary_ = np.array(sorted({s for text in texts for s in str(text).split()}), dtype=object)
         index = {s: i for i, s in enumerate(self.skill_vocabulary_)}
         held = _skill_matrix(freelancers["skills"], index)
         share = (np.asarray(held.sum(axis=0)).ravel() + 1.0) / (len(freelancers) + 1.0)
@@ -181,10 +181,10 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
 
     def _text_similarity(self, X: pd.DataFrame) -> np.ndarray:
         # TF-IDF rows are L2-normalised, so the row-wise dot product is the cosine.
-        _, job_pos = np.unique(X["job_id"].to_numpy(), return_inverse=True)
-        first_job_row = pd.Series(np.arange(len(X))).groupby(job_pos).first().to_numpy()
-        _, person_pos = np.unique(X["freelancer_id"].to_numpy(), return_inverse=True)
-        first_person_row = pd.Series(np.arange(len(X))).groupby(person_pos).first().to_numpy()
+        _, first_job_row, job_pos = np.unique(X["job_id"].to_numpy(), return_index=True, return_inverse=True)
+        _, first_person_row, person_pos = np.unique(
+            X["freelancer_id"].to_numpy(), return_index=True, return_inverse=True
+        )
         descriptions = self.text_vectorizer_.transform(X["description"].to_numpy()[first_job_row].astype(str))
         profiles = self.text_vectorizer_.transform(X["profile_text"].to_numpy()[first_person_row].astype(str))
         return np.asarray(descriptions[job_pos].multiply(profiles[person_pos]).sum(axis=1)).ravel()
@@ -199,17 +199,20 @@ def _check_columns(X: object) -> None:
 
 
 def _skill_matrix(skill_strings: pd.Series, index: dict[str, int]) -> sp.csr_matrix:
-    """Rows x skill vocabulary 0/1 matrix; skills outside the vocabulary are ignored."""
-    tokens = skill_strings.reset_index(drop=True).astype(str).str.split().explode()
-    columns = tokens.map(index)
-    known = columns.notna().to_numpy()
-    rows = tokens.index.to_numpy()[known]
-    matrix = sp.csr_matrix(
-        (np.ones(known.sum()), (rows, columns.to_numpy()[known].astype(np.int64))),
-        shape=(len(skill_strings), len(index)),
+    """Rows x skill vocabulary 0/1 matrix; skills outside the vocabulary are ignored.
+
+    A plain loop over rows: as fast as pandas' explode on a million rows, and
+    far faster on the fifty rows of an API request.
+    """
+    indptr = [0]
+    indices: list[int] = []
+    for text in skill_strings.to_numpy():
+        indices.extend(sorted({index[t] for t in str(text).split() if t in index}))
+        indptr.append(len(indices))
+    return sp.csr_matrix(
+        (np.ones(len(indices)), np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
+        shape=(len(indptr) - 1, len(index)),
     )
-    matrix.data[:] = 1.0  # a skill listed twice still counts once
-    return matrix
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -219,31 +222,55 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def _within_job_features(job_id: np.ndarray, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    frame = pd.DataFrame(
-        {
-            "job": job_id,
-            "coverage": columns["rare_skill_coverage"],
-            "gap": columns["rate_budget_log_ratio"],
-            "rating": columns["rating"],
-            "text": columns["text_similarity"],
-        }
-    )
-    by_job = frame.groupby("job", sort=False)
-    size = by_job["coverage"].transform("size").to_numpy(dtype=float)
-    rank = by_job["coverage"].rank(method="average", ascending=False).to_numpy()
+    """Each candidate against the other applicants to the same job (numpy only: cheap for one job)."""
+    _, group = np.unique(job_id, return_inverse=True)
+    size = np.bincount(group).astype(float)
+    coverage, gap = columns["rare_skill_coverage"], columns["rate_budget_log_ratio"]
+    rating, text = columns["rating"], columns["text_similarity"]
+    n = size[group]
+    rank = _average_rank_descending(group, coverage)
+    best = np.full(len(size), -np.inf)
+    np.maximum.at(best, group, coverage)
     return {
-        "coverage_rank_in_job": np.where(size > 1, (rank - 1.0) / np.maximum(size - 1.0, 1.0), 0.0),
-        "coverage_vs_job_best": frame["coverage"].to_numpy() - by_job["coverage"].transform("max").to_numpy(),
-        "rate_gap_vs_job_median": frame["gap"].to_numpy() - by_job["gap"].transform("median").to_numpy(),
-        "rating_vs_job_mean": frame["rating"].to_numpy() - by_job["rating"].transform("mean").to_numpy(),
-        "text_similarity_vs_job_mean": frame["text"].to_numpy() - by_job["text"].transform("mean").to_numpy(),
-        "n_applicants": size,
+        "coverage_rank_in_job": np.where(n > 1, (rank - 1.0) / np.maximum(n - 1.0, 1.0), 0.0),
+        "coverage_vs_job_best": coverage - best[group],
+        "rate_gap_vs_job_median": gap - _group_median(group, gap)[group],
+        "rating_vs_job_mean": rating - (np.bincount(group, weights=rating) / size)[group],
+        "text_similarity_vs_job_mean": text - (np.bincount(group, weights=text) / size)[group],
+        "n_applicants": n,
     }
+
+
+def _average_rank_descending(group: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """1-based rank of each value within its group, largest first, ties sharing their average rank."""
+    order = np.lexsort((-value, group))
+    g, v = group[order], value[order]
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    position = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)])) + 1.0
+    tie_start = np.r_[True, (g[1:] != g[:-1]) | (v[1:] != v[:-1])]
+    tie_id = np.cumsum(tie_start) - 1
+    tie_mean = np.bincount(tie_id, weights=position) / np.bincount(tie_id)
+    rank = np.empty(len(g))
+    rank[order] = tie_mean[tie_id]
+    return rank
+
+
+def _group_median(group: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Median of `value` per group (groups numbered 0..k-1)."""
+    order = np.lexsort((value, group))
+    g, v = group[order], value[order]
+    counts = np.bincount(g)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    low = starts + (counts - 1) // 2
+    high = starts + counts // 2
+    return (v[low] + v[high]) / 2.0
 
 
 def skill_coverage(frame: pd.DataFrame) -> np.ndarray:
     """Share of each row's required skills that the freelancer lists (no fitting needed)."""
-    vocabulary = sorted(set(pd.concat([frame["required_skills"], frame["skills"]]).str.split().explode().dropna()))
+    vocabulary = sorted(
+        {s for text in pd.concat([frame["required_skills"], frame["skills"]]) for s in str(text).split()}
+    )
     index = {s: i for i, s in enumerate(vocabulary)}
     required = _skill_matrix(frame["required_skills"], index)
     covered = required.multiply(_skill_matrix(frame["skills"], index))
