@@ -22,7 +22,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: help install run data repro train push test test-fast lint format typecheck bench clean
+.PHONY: help install run data repro train export serve push test test-fast lint format typecheck bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,7 +37,7 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 
 install: $(STAMP) ## Create .venv from uv.lock (bootstraps uv with pip if needed)
 
-run: install data repro push ## Install, then run the whole lifecycle on the embedded defaults
+run: install data repro export push ## Install, then run the whole lifecycle on the embedded defaults
 
 data: install ## Materialise the snapshot data.dvc pins (cache, remote, else regenerate; md5 checked)
 	gigmatch data pull
@@ -47,6 +47,12 @@ repro: install ## Reproduce the DVC pipeline: validate, train (dvc repro)
 
 train: install ## Run the training flow now, even if DVC would skip it
 	gigmatch train
+
+export: install ## Export the champion from the MLflow registry into bundle/
+	gigmatch export --out bundle
+
+serve: install ## Serve bundle/ with FastAPI on http://127.0.0.1:8000 (make export first)
+	gigmatch serve --bundle bundle
 
 push: install ## Share the pinned data with the default DVC remote
 	dvc push

@@ -24,6 +24,7 @@ from rich.table import Table
 # Typer vendors its own click; its exceptions live here.
 from typer._click import exceptions as click_errors
 
+from gigmatch.bundle import BundleError
 from gigmatch.config import DEFAULT_PARAMS_PATH, Params, ParamsError, load_params, override
 from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
 from gigmatch.pinning import PinError, directory_md5, materialise
@@ -167,6 +168,50 @@ def train(params_path: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
     console.print(f"registered version {outcome.version}: {outcome.decision.summary()}")
 
 
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option(help="Bundle directory to write (replaced atomically).")] = Path("bundle"),
+    alias: Annotated[str, typer.Option(help="Registry alias to export.")] = "champion",
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Export the model an alias points to into a self-contained serving bundle.
+
+    The bundle holds the model (features + estimator), its signature and its
+    lineage: registered name, version, run id, data md5, git commit and test
+    metrics. Serving loads only the bundle, no tracking database. The new bundle
+    is checked (it must load and score its own example) before it replaces the
+    old one.
+    """
+    from pipelines.export import export_bundle
+    from pipelines.settings import get_tracking_settings
+
+    params = _params(params_path)
+    bundle = export_bundle(params.register_.model_name, alias, out, get_tracking_settings())
+    console.print(f"exported {bundle.model_name} version {bundle.version} ({alias}) to {out}")
+
+
+@app.command("serve")
+def serve(
+    bundle: Annotated[Path, typer.Option(envvar="GIGMATCH_BUNDLE_PATH", help="Bundle directory to serve.")] = Path(
+        "bundle"
+    ),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the bundle with FastAPI (uvicorn, one worker): /v1/match, /v1/model, /health, /ready, /metrics.
+
+    Settings come from GIGMATCH_* environment variables (see serving/settings.py):
+    GIGMATCH_API_KEY, GIGMATCH_LOG_DIR, GIGMATCH_MAX_CANDIDATES, GIGMATCH_MAX_BODY_BYTES.
+    Send SIGHUP or POST /v1/admin/reload to load a new bundle without a restart.
+    """
+    import os
+
+    import uvicorn
+
+    os.environ["GIGMATCH_BUNDLE_PATH"] = str(bundle)
+    uvicorn.run("serving.main:create_app", factory=True, host=host, port=port, workers=1, log_level="info")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description:<12}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True
@@ -198,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     except PinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.CHECK_FAILED
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ERROR

@@ -275,3 +275,37 @@ def skill_coverage(frame: pd.DataFrame) -> np.ndarray:
     required = _skill_matrix(frame["required_skills"], index)
     covered = required.multiply(_skill_matrix(frame["skills"], index))
     return _safe_divide(np.asarray(covered.sum(axis=1)).ravel(), np.asarray(required.sum(axis=1)).ravel())
+
+
+FEATURE_LABELS: dict[str, str] = {
+    "skill_coverage": "share of the required skills listed",
+    "rare_skill_coverage": "coverage of the rarer required skills",
+    "related_skill_coverage": "missing skills in categories the freelancer works in",
+    "n_required_skills": "number of required skills",
+    "n_freelancer_skills": "number of skills listed",
+    "rate_budget_log_ratio": "hourly rate against the budget",
+    "over_budget": "rate above the budget",
+    "under_budget": "rate below the budget",
+    "log_implied_hourly_budget": "size of the budget",
+    "is_hourly": "hourly rather than fixed budget",
+    "duration": "length of the job",
+    "years_experience": "years of experience",
+    "experience_level": "experience level asked for",
+    "missing_years": "experience short of the level asked for",
+    "excess_years": "experience far above the level asked for",
+    "timezone_overlap": "working hours shared with the client",
+    "timezone_shortfall": "overlap short of what the client needs",
+    "rating": "client rating",
+    "has_rating": "has been rated",
+    "success_rate": "job success rate",
+    "log_jobs_completed": "jobs completed",
+    "is_newcomer": "no completed jobs yet",
+    "weekly_availability_hours": "weekly availability",
+    "text_similarity": "profile text matches the job description",
+    "coverage_rank_in_job": "skill coverage rank among the applicants",
+    "coverage_vs_job_best": "skill coverage against the best applicant",
+    "rate_gap_vs_job_median": "rate against the other applicants",
+    "rating_vs_job_mean": "rating against the other applicants",
+    "text_similarity_vs_job_mean": "text match against the other applicants",
+    "n_applicants": "number of applicants",
+}

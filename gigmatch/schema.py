@@ -131,8 +131,17 @@ def pandas_dtype(arrow_type: pa.DataType) -> object:
     return arrow_type.to_pandas_dtype()
 
 
+# Bounds shared by the data contract and the API's request models.
+UTC_OFFSET_RANGE = (-12.0, 14.0)
+YEARS_RANGE = (0.0, 60.0)
+RATE_MAX_USD = 1000.0
+BUDGET_MAX_USD = 10_000_000.0
+RATING_RANGE = (1.0, 5.0)
+AVAILABILITY_RANGE = (1, 80)
+OVERLAP_RANGE = (0, 12)
+
 _ID = (pda.Check.ge(1),)
-_OFFSET = (pda.Check.in_range(-12.0, 14.0),)
+_OFFSET = (pda.Check.in_range(*UTC_OFFSET_RANGE),)
 # Skills per profile: the simulator draws 3-12; client data may list fewer or more.
 MAX_SKILLS_PER_PROFILE = 40
 MAX_REQUIRED_SKILLS = 15
@@ -144,8 +153,8 @@ CONTRACTS: dict[str, TableContract] = {
             Field("freelancer_id", pa.int64(), _ID, unique=True),
             Field("region", pa.string(), (pda.Check.isin(REGION_SLUGS),)),
             Field("utc_offset", pa.float64(), _OFFSET),
-            Field("years_experience", pa.float64(), (pda.Check.in_range(0.0, 60.0),)),
-            Field("hourly_rate_usd", pa.float64(), (pda.Check.gt(0.0), pda.Check.le(1000.0))),
+            Field("years_experience", pa.float64(), (pda.Check.in_range(*YEARS_RANGE),)),
+            Field("hourly_rate_usd", pa.float64(), (pda.Check.gt(0.0), pda.Check.le(RATE_MAX_USD))),
             Field(
                 "skills",
                 SKILL_LIST,
@@ -155,10 +164,10 @@ CONTRACTS: dict[str, TableContract] = {
                     _list_items_distinct(),
                 ),
             ),
-            Field("rating", pa.float64(), (pda.Check.in_range(1.0, 5.0),), nullable=True),
+            Field("rating", pa.float64(), (pda.Check.in_range(*RATING_RANGE),), nullable=True),
             Field("jobs_completed", pa.int64(), (pda.Check.ge(0),)),
             Field("success_rate", pa.float64(), (pda.Check.in_range(0.0, 1.0),), nullable=True),
-            Field("weekly_availability_hours", pa.int64(), (pda.Check.in_range(1, 80),)),
+            Field("weekly_availability_hours", pa.int64(), (pda.Check.in_range(*AVAILABILITY_RANGE),)),
             Field("profile_text", pa.string(), (_non_blank(),)),
             Field("signup_date", UTC_TIMESTAMP),
         ),
@@ -183,11 +192,11 @@ CONTRACTS: dict[str, TableContract] = {
                 ),
             ),
             Field("budget_type", pa.string(), (pda.Check.isin(BUDGET_TYPES),)),
-            Field("budget_usd", pa.float64(), (pda.Check.gt(0.0), pda.Check.le(10_000_000.0))),
+            Field("budget_usd", pa.float64(), (pda.Check.gt(0.0), pda.Check.le(BUDGET_MAX_USD))),
             Field("duration", pa.string(), (pda.Check.isin(DURATIONS),)),
             Field("experience_level", pa.string(), (pda.Check.isin(EXPERIENCE_LEVELS),)),
             Field("description", pa.string(), (_non_blank(),)),
-            Field("timezone_overlap_hours", pa.int64(), (pda.Check.in_range(0, 12),)),
+            Field("timezone_overlap_hours", pa.int64(), (pda.Check.in_range(*OVERLAP_RANGE),)),
         ),
         key=("job_id",),
     ),

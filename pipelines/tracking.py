@@ -103,21 +103,24 @@ class LoggedModel:
     model_uri: str
 
 
-def log_model(run_id: str, model: Pipeline, example: pd.DataFrame, predict_fn: str) -> LoggedModel:
-    """Log the whole pipeline with its signature, an input example and pinned requirements."""
+def model_save_options(model: Pipeline, example: pd.DataFrame, predict_fn: str) -> dict[str, Any]:
+    """How every gigmatch model is stored: signature, example, pinned requirements, bundled code, skops."""
     scores = model.predict_proba(example)[:, 1] if predict_fn == "predict_proba" else model.predict(example)
+    return {
+        "signature": infer_signature(example, np.asarray(scores)),
+        "input_example": example.head(3),
+        "pip_requirements": model_requirements(),
+        "code_paths": [str(_GIGMATCH_SOURCE)],
+        "pyfunc_predict_fn": predict_fn,
+        "serialization_format": "skops",
+        "skops_trusted_types": list(TRUSTED_MODEL_TYPES),
+    }
+
+
+def log_model(run_id: str, model: Pipeline, example: pd.DataFrame, predict_fn: str) -> LoggedModel:
+    """Log the whole pipeline (features + estimator) to a run."""
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, np.asarray(scores)),
-            input_example=example.head(3),
-            pip_requirements=model_requirements(),
-            code_paths=[str(_GIGMATCH_SOURCE)],
-            pyfunc_predict_fn=predict_fn,
-            serialization_format="skops",
-            skops_trusted_types=list(TRUSTED_MODEL_TYPES),
-        )
+        info = mlflow.sklearn.log_model(model, name="model", **model_save_options(model, example, predict_fn))
     return LoggedModel(run_id, info.model_uri)
 
 

@@ -81,3 +81,64 @@ def mlflow_store(tmp_path: Path, migrated_mlflow_db: Path, monkeypatch: pytest.M
     get_tracking_settings.cache_clear()
     yield uri  # the flow points MLflow at it through the settings, so nothing global leaks
     get_tracking_settings.cache_clear()
+
+
+def request_for(job_id: int, frames: dict) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
+    """A job and its applicants as an API client sends them: plain JSON values."""
+    import pandas as pd
+
+    from gigmatch.matching import FREELANCER_COLUMNS, JOB_COLUMNS
+
+    job_row = frames["jobs"].set_index("job_id").loc[job_id]
+    job = {c: job_row[c] for c in JOB_COLUMNS if c != "job_id"} | {"job_id": int(job_id)}
+    job["required_skills"] = list(job["required_skills"])
+    job["budget_usd"] = float(job["budget_usd"])
+    job["client_utc_offset"] = float(job["client_utc_offset"])
+    job["timezone_overlap_hours"] = int(job["timezone_overlap_hours"])
+    applicants = frames["applications"].loc[frames["applications"]["job_id"] == job_id, "freelancer_id"].sort_values()
+    people = frames["freelancers"].set_index("freelancer_id").loc[applicants]
+    candidates = []
+    for freelancer_id, row in people.iterrows():
+        record = {c: row[c] for c in FREELANCER_COLUMNS if c != "freelancer_id"} | {"freelancer_id": int(freelancer_id)}
+        record["skills"] = list(record["skills"])
+        for key in ("rating", "success_rate"):
+            record[key] = None if pd.isna(record[key]) else float(record[key])
+        for key in ("utc_offset", "years_experience", "hourly_rate_usd"):
+            record[key] = float(record[key])
+        for key in ("jobs_completed", "weekly_availability_hours"):
+            record[key] = int(record[key])
+        candidates.append(record)
+    return job, candidates
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path) -> Path:
+    """A bundle laid out as `gigmatch export` writes it, around a model trained on the training snapshot."""
+    import json
+
+    from mlflow.sklearn import save_model
+
+    from gigmatch.dataset import read_tables
+    from gigmatch.features import MatchFeatures
+    from gigmatch.matching import build_match_frame
+    from gigmatch.models import TrainingData, assemble_pipeline, fit_estimator
+    from pipelines.tracking import model_save_options
+
+    frames = read_tables(training_snapshot)
+    apps = frames["applications"].sort_values(["job_id", "freelancer_id"])
+    match = build_match_frame(apps, frames["jobs"], frames["freelancers"])
+    features = MatchFeatures(text_max_features=2000).fit(match)
+    data = TrainingData(features.transform(match), apps["outcome"].to_numpy(), apps["job_id"].to_numpy())
+    model = assemble_pipeline(features, fit_estimator("logistic", {"C": 1.0}, data, seed=0, n_jobs=1))
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    save_model(model, str(out / "model"), **model_save_options(model, match.head(5), "predict_proba"))
+    lineage = {
+        "model_name": "gigmatch-ranker",
+        "version": "7",
+        "run_id": "0123456789abcdef",
+        "data_md5": "d41d8cd98f00b204e9800998ecf8427e.dir",
+        "git_commit": "0" * 40,
+        "test_metrics": {"ndcg_at_10": 0.62},
+    }
+    (out / "lineage.json").write_text(json.dumps(lineage))
+    return out

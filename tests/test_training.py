@@ -130,3 +130,30 @@ def test_failure_after_registration_never_moves_the_champion(tmp_path: Path, tra
     versions = sorted(int(v.version) for v in MlflowClient().search_model_versions("name='gigmatch-ranker'"))
     assert versions == [int(champion), int(champion) + 1], "the new version is registered but carries no alias"
     assert _alias(CHALLENGER) is None
+
+
+def test_export_champion_bundle_and_serve_it(tmp_path: Path, training_snapshot: Path) -> None:
+    """train -> export -> serve: the bundle carries its lineage and answers /v1/match."""
+    from fastapi.testclient import TestClient
+
+    from gigmatch.cli import ExitCode, main
+    from gigmatch.dataset import read_tables
+    from serving.main import create_app
+    from serving.settings import ServingSettings
+    from tests.conftest import request_for
+
+    params = _params(tmp_path, training_snapshot, GOOD)
+    assert main(["export", "--out", str(tmp_path / "none"), "--params", str(params)]) == ExitCode.ERROR
+    outcome = run_training(params)
+
+    assert main(["export", "--out", str(tmp_path / "bundle"), "--params", str(params)]) == ExitCode.OK
+
+    lineage = json.loads((tmp_path / "bundle" / "lineage.json").read_text())
+    assert lineage["version"] == outcome.version and lineage["candidate"] == "logistic"
+    assert lineage["data_md5"].endswith(".dir") and lineage["test_metrics"]["ndcg_at_10"] > 0
+    frames = read_tables(training_snapshot)
+    job, candidates = request_for(int(frames["jobs"]["job_id"].iloc[-1]), frames)
+    settings = ServingSettings(bundle_path=tmp_path / "bundle", log_dir=tmp_path / "logs")
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/match", json={"job": job, "candidates": candidates})
+    assert response.status_code == 200 and response.json()["model_version"] == outcome.version

@@ -1,0 +1,55 @@
+"""Why a candidate ranks where it does: each feature's contribution to its score.
+
+Exact where the model allows it, and cheap enough for a request path:
+  - a scaled linear model: coefficient x standardised value (log-odds against the
+    average training applicant);
+  - LightGBM: its own SHAP values (`pred_contrib`);
+  - anything else: how much the score drops (or rises) when the feature is set
+    to the mean of the other candidates for the same job.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lightgbm import LGBMModel
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from gigmatch.models import match_scores
+
+
+def contributions(estimator: BaseEstimator, features: np.ndarray) -> np.ndarray:
+    """Rows x features: signed contribution of each feature to each row's score."""
+    if isinstance(estimator, Pipeline) and _is_scaled_linear(estimator):
+        scaler, linear = estimator.steps[0][1], estimator.steps[-1][1]
+        return scaler.transform(features) * linear.coef_[0]
+    if isinstance(estimator, LGBMModel):
+        return np.asarray(estimator.booster_.predict(features, pred_contrib=True))[:, :-1]
+    return _mean_replacement(estimator, features)
+
+
+def _is_scaled_linear(pipeline: Pipeline) -> bool:
+    return (
+        len(pipeline.steps) == 2
+        and isinstance(pipeline.steps[0][1], StandardScaler)
+        and isinstance(pipeline.steps[1][1], LogisticRegression)
+    )
+
+
+def _mean_replacement(estimator: BaseEstimator, features: np.ndarray) -> np.ndarray:
+    n, k = features.shape
+    base = match_scores(estimator, features)
+    probes = np.repeat(features[None, :, :], k, axis=0)  # k copies of the rows
+    probes[np.arange(k), :, np.arange(k)] = features.mean(axis=0)[:, None]
+    shifted = match_scores(estimator, probes.reshape(k * n, k)).reshape(k, n)
+    return (base[None, :] - shifted).T
+
+
+def top_reasons(row_contributions: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` largest contributions by size, largest first."""
+    if count <= 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.argsort(-np.abs(row_contributions), kind="stable")
+    return order[:count]

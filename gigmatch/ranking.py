@@ -1,0 +1,56 @@
+"""Ranking one job's candidates with a model pipeline: scores, ranks and reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from gigmatch.explain import contributions, top_reasons
+from gigmatch.features import FEATURE_LABELS, FEATURE_NAMES
+from gigmatch.models import match_scores
+
+
+@dataclass(frozen=True)
+class Reason:
+    feature: str
+    label: str
+    value: float
+    effect: float  # > 0 pushed the score up, < 0 pushed it down
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    freelancer_id: int
+    rank: int
+    match_score: float
+    reasons: list[Reason]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    candidates: list[RankedCandidate]  # best first, cut to top_k
+    features: np.ndarray  # all candidates, in request order
+    scores: np.ndarray  # all candidates, in request order
+
+
+def rank_candidates(model: Pipeline, frame: pd.DataFrame, top_k: int | None, n_reasons: int) -> Ranking:
+    """Rank the rows of a one-job match frame; ties keep the request order."""
+    if frame["job_id"].nunique() != 1:
+        raise ValueError("rank one job's candidates at a time")
+    features = model.named_steps["features"].transform(frame)
+    estimator = model.named_steps["model"]
+    scores = match_scores(estimator, features)
+    order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
+    effects = contributions(estimator, features[order]) if n_reasons > 0 else np.zeros((len(order), 0))
+    freelancer_ids = frame["freelancer_id"].to_numpy()
+    ranked = []
+    for rank, (row, row_effects) in enumerate(zip(order, effects, strict=True), start=1):
+        reasons = [
+            Reason(FEATURE_NAMES[j], FEATURE_LABELS[FEATURE_NAMES[j]], float(features[row, j]), float(row_effects[j]))
+            for j in top_reasons(row_effects, n_reasons)
+        ]
+        ranked.append(RankedCandidate(int(freelancer_ids[row]), rank, float(scores[row]), reasons))
+    return Ranking(ranked, features, scores)

@@ -1,0 +1,52 @@
+"""Export the model an alias points to into a self-contained serving bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.artifacts
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from gigmatch.bundle import LINEAGE_FILE, MODEL_DIR, Bundle, BundleError, load_bundle
+from gigmatch.dataset import staged_directory
+from pipelines import tracking
+from pipelines.settings import TrackingSettings
+
+
+class ExportError(BundleError):
+    """The registry has nothing to export under that name and alias."""
+
+
+def export_bundle(model_name: str, alias: str, out: Path, settings: TrackingSettings) -> Bundle:
+    """Download `models:/<name>@<alias>` with its lineage into `out`, atomically and checked."""
+    tracking.configure(settings)
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        raise ExportError(f"no version of {model_name!r} has the alias {alias!r}: train one first") from exc
+    if version.run_id is None:
+        raise ExportError(f"version {version.version} of {model_name!r} has no run: it was not made by gigmatch train")
+    run = client.get_run(version.run_id)
+    lineage = {
+        "model_name": model_name,
+        "version": str(version.version),
+        "alias": alias,
+        "run_id": version.run_id,
+        "candidate": run.data.tags.get("candidate", run.info.run_name),
+        "data_md5": run.data.tags.get("data_md5", "unknown"),
+        "data_pinned": run.data.tags.get("data_pinned", "unknown") == "true",
+        "git_commit": run.data.tags.get("git_commit", "unknown"),
+        "test_metrics": {
+            k.removeprefix("test_"): v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")
+        },
+    }
+    with staged_directory(out) as staging:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{model_name}/{version.version}", dst_path=str(staging / MODEL_DIR)
+        )
+        (staging / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
+        load_bundle(staging)  # a bundle that does not load never replaces one that does
+    return load_bundle(out)

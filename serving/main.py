@@ -1,0 +1,153 @@
+"""The gigmatch API: `create_app()` wires settings, the model store, middleware and routers.
+
+Start it with `gigmatch serve`, or `uvicorn --factory serving.main:create_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gigmatch.bundle import BundleError
+from serving.metrics import ServerMetrics
+from serving.model_store import ModelStore
+from serving.prediction_log import PredictionLog
+from serving.routers import admin, health, match, model
+from serving.settings import ServingSettings
+
+logger = logging.getLogger("gigmatch.serving")
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    settings = settings or ServingSettings()
+    metrics = ServerMetrics()
+    app = FastAPI(
+        title="gigmatch",
+        summary="Rank the freelancers who applied to a job post.",
+        version="1",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.store = ModelStore(settings.bundle_path)
+    app.state.prediction_log = PredictionLog(
+        settings.log_dir, settings.log_queue_size, on_drop=lambda n: metrics.log_dropped.inc(n)
+    )
+    for router in (health.router, model.router, match.router, admin.router):
+        app.include_router(router)
+    app.add_api_route("/metrics", _metrics_endpoint, methods=["GET"], include_in_schema=False)
+    app.add_exception_handler(RequestValidationError, _readable_validation_error)  # type: ignore[arg-type]
+    app.middleware("http")(_measure)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    store: ModelStore = app.state.store
+    _load(app)
+    app.state.prediction_log.start()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no signals off the main thread
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: _load(app))
+    logger.info("serving %s", store.current.version if store.current else f"no model ({store.error})")
+    yield
+    app.state.prediction_log.stop()
+
+
+def _load(app: FastAPI) -> None:
+    """Load (or reload) the bundle; a failure leaves the process up and the old model, if any, in place."""
+    try:
+        bundle = app.state.store.load()
+    except BundleError as exc:
+        logger.error("bundle not loaded: %s", exc)
+        return
+    app.state.metrics.serving(bundle.model_name, bundle.version)
+
+
+async def _readable_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one readable line per problem, plus pydantic's structured errors."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"] if part != "body")
+        problems.append(f"{where or 'body'}: {error['msg']}")
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"message": "; ".join(problems[:20]), "detail": jsonable_errors(exc)},
+    )
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+
+
+async def _metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    start = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    metrics: ServerMetrics = request.app.state.metrics
+    metrics.latency.labels(route=path).observe(time.perf_counter() - start)
+    metrics.requests.labels(route=path, status=str(response.status_code)).inc()
+    return response
+
+
+class BodyLimit:
+    """Refuse bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(send, self.max_bytes)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLargeError:
+            await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"message": "request body larger than {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status.HTTP_413_CONTENT_TOO_LARGE,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

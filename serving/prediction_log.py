@@ -1,0 +1,64 @@
+"""The prediction log: every answered request, appended as JSON lines for monitoring.
+
+Requests hand rows to a bounded queue and return; one background thread writes
+them to a daily file. When the queue is full or the disk fails, rows are
+dropped and counted: logging never fails or slows a request.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+Row = dict[str, object]
+
+
+class PredictionLog:
+    def __init__(self, directory: Path, capacity: int, on_drop: Callable[[int], None] = lambda _n: None):
+        self.directory = Path(directory)
+        self._queue: queue.Queue[list[Row] | None] = queue.Queue(maxsize=capacity)
+        self._on_drop = on_drop
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def append(self, rows: list[Row]) -> None:
+        try:
+            self._queue.put_nowait(rows)
+        except queue.Full:
+            self._on_drop(len(rows))
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            pending = [batch]
+            while not self._queue.empty():  # write whatever else is waiting in one go
+                more = self._queue.get_nowait()
+                if more is None:
+                    self._write(pending)
+                    return
+                pending.append(more)
+            self._write(pending)
+
+    def _write(self, batches: list[list[Row]]) -> None:
+        rows = [row for batch in batches for row in batch]
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = self.directory / f"predictions-{datetime.now(UTC):%Y%m%d}.jsonl"
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write("".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows))
+        except OSError:
+            self._on_drop(len(rows))
+            time.sleep(0.1)  # a failing disk should not turn this thread into a busy loop

@@ -1,0 +1,180 @@
+"""Request and response models of the API (pydantic v2, strict).
+
+Allowed values and ranges come from the taxonomy and the data contract
+(`gigmatch.schema`), so the API accepts exactly what training data may hold.
+Unknown fields are refused; so are duplicate candidates and blank text.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from gigmatch.schema import (
+    AVAILABILITY_RANGE,
+    BUDGET_MAX_USD,
+    MAX_REQUIRED_SKILLS,
+    MAX_SKILLS_PER_PROFILE,
+    OVERLAP_RANGE,
+    RATE_MAX_USD,
+    RATING_RANGE,
+    UTC_OFFSET_RANGE,
+    YEARS_RANGE,
+)
+from gigmatch.taxonomy import BUDGET_TYPES, CATEGORY_SLUGS, DURATIONS, EXPERIENCE_LEVELS, REGION_SLUGS, SKILL_SLUGS
+
+Category = Literal[CATEGORY_SLUGS]  # type: ignore[valid-type]
+Skill = Literal[SKILL_SLUGS]  # type: ignore[valid-type]
+Region = Literal[REGION_SLUGS]  # type: ignore[valid-type]
+BudgetType = Literal[BUDGET_TYPES]  # type: ignore[valid-type]
+Duration = Literal[DURATIONS]  # type: ignore[valid-type]
+ExperienceLevel = Literal[EXPERIENCE_LEVELS]  # type: ignore[valid-type]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+UtcOffset = Annotated[float, Field(ge=UTC_OFFSET_RANGE[0], le=UTC_OFFSET_RANGE[1])]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=())
+
+
+class Job(_Strict):
+    job_id: Annotated[int, Field(ge=1)]
+    category: Category
+    required_skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_REQUIRED_SKILLS)]
+    budget_type: BudgetType
+    budget_usd: Annotated[float, Field(gt=0, le=BUDGET_MAX_USD)]
+    duration: Duration
+    experience_level: ExperienceLevel
+    description: Text
+    timezone_overlap_hours: Annotated[int, Field(ge=OVERLAP_RANGE[0], le=OVERLAP_RANGE[1])]
+    client_utc_offset: UtcOffset
+
+    @model_validator(mode="after")
+    def _distinct_skills(self) -> Job:
+        if len(set(self.required_skills)) != len(self.required_skills):
+            raise ValueError("required_skills lists a skill twice")
+        return self
+
+
+class Candidate(_Strict):
+    freelancer_id: Annotated[int, Field(ge=1)]
+    region: Region
+    utc_offset: UtcOffset
+    years_experience: Annotated[float, Field(ge=YEARS_RANGE[0], le=YEARS_RANGE[1])]
+    hourly_rate_usd: Annotated[float, Field(gt=0, le=RATE_MAX_USD)]
+    skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS_PER_PROFILE)]
+    rating: Annotated[float, Field(ge=RATING_RANGE[0], le=RATING_RANGE[1])] | None = None
+    jobs_completed: Annotated[int, Field(ge=0, le=100_000)]
+    success_rate: Annotated[float, Field(ge=0, le=1)] | None = None
+    weekly_availability_hours: Annotated[int, Field(ge=AVAILABILITY_RANGE[0], le=AVAILABILITY_RANGE[1])]
+    profile_text: Text
+
+    @model_validator(mode="after")
+    def _distinct_skills(self) -> Candidate:
+        if len(set(self.skills)) != len(self.skills):
+            raise ValueError("skills lists a skill twice")
+        return self
+
+
+_EXAMPLE_JOB: dict[str, Any] = {
+    "job_id": 4242,
+    "category": "llm_apps",
+    "required_skills": ["rag_pipelines", "python", "vector_databases"],
+    "budget_type": "hourly",
+    "budget_usd": 60.0,
+    "duration": "1_to_3_months",
+    "experience_level": "expert",
+    "description": "We are looking for an expert LLM Application Engineer to build a RAG assistant over our docs.",
+    "timezone_overlap_hours": 4,
+    "client_utc_offset": -5.0,
+}
+_EXAMPLE_CANDIDATES: list[Any] = [
+    {
+        "freelancer_id": 17,
+        "region": "eastern_europe",
+        "utc_offset": 2.0,
+        "years_experience": 7.5,
+        "hourly_rate_usd": 55.0,
+        "skills": ["python", "rag_pipelines", "embeddings", "fastapi"],
+        "rating": 4.9,
+        "jobs_completed": 31,
+        "success_rate": 0.95,
+        "weekly_availability_hours": 30,
+        "profile_text": "LLM Application Engineer with 7 years of experience. Core stack: Python, RAG Pipelines.",
+    },
+    {
+        "freelancer_id": 98,
+        "region": "latin_america",
+        "utc_offset": -5.0,
+        "years_experience": 2.0,
+        "hourly_rate_usd": 28.0,
+        "skills": ["python", "prompt_engineering", "openai_api"],
+        "rating": None,
+        "jobs_completed": 0,
+        "success_rate": None,
+        "weekly_availability_hours": 40,
+        "profile_text": "Freelance LLM Application Engineer. I work mostly with Python and Prompt Engineering.",
+    },
+]
+
+
+class MatchRequest(_Strict):
+    """A job and the freelancers who applied to it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        protected_namespaces=(),
+        json_schema_extra={"examples": [{"job": _EXAMPLE_JOB, "candidates": _EXAMPLE_CANDIDATES, "top_k": 10}]},
+    )
+
+    job: Job
+    candidates: Annotated[list[Candidate], Field(min_length=1, max_length=10_000)]
+    top_k: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _distinct_candidates(self) -> MatchRequest:
+        ids = [c.freelancer_id for c in self.candidates]
+        if len(set(ids)) != len(ids):
+            raise ValueError("candidates lists a freelancer_id twice")
+        return self
+
+
+class Reason(_Strict):
+    feature: str
+    label: str
+    value: float
+    effect: float = Field(description="Contribution to the score: positive pushed it up, negative down.")
+
+
+class RankedCandidate(_Strict):
+    freelancer_id: int
+    rank: int
+    match_score: float
+    reasons: list[Reason]
+
+
+class MatchResponse(_Strict):
+    job_id: int
+    model_name: str
+    model_version: str
+    candidates: list[RankedCandidate]
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, protected_namespaces=())
+
+    model_name: str
+    version: str
+    run_id: str
+    data_md5: str
+    git_commit: str
+    test_metrics: dict[str, float]
+
+
+class Status(BaseModel):
+    status: str
+    detail: str | None = None
+    model_version: str | None = None

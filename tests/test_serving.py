@@ -1,0 +1,254 @@
+"""The API's contract: every endpoint, bad input, bad bundles, keys, limits, logs and hot reload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from gigmatch.bundle import load_bundle
+from gigmatch.dataset import read_tables
+from gigmatch.matching import match_frame_from_records
+from gigmatch.ranking import rank_candidates
+from serving.main import create_app
+from serving.settings import ServingSettings
+from tests.conftest import request_for
+
+
+@pytest.fixture(scope="module")
+def frames(training_snapshot: Path) -> dict[str, pd.DataFrame]:
+    return read_tables(training_snapshot)
+
+
+@pytest.fixture(scope="module")
+def payload(frames: dict[str, pd.DataFrame]) -> dict:
+    job_id = int(frames["jobs"]["job_id"].iloc[-3])
+    job, candidates = request_for(job_id, frames)
+    return {"job": job, "candidates": candidates}
+
+
+def _client(tmp_path: Path, bundle: Path, **settings: object) -> TestClient:
+    config = ServingSettings(bundle_path=bundle, log_dir=tmp_path / "logs", **settings)  # type: ignore[arg-type]
+    return TestClient(create_app(config))
+
+
+@pytest.fixture
+def client(tmp_path: Path, bundle_dir: Path) -> Iterator[TestClient]:
+    with _client(tmp_path, bundle_dir) as test_client:
+        yield test_client
+
+
+def test_health_ready_and_model(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok", "detail": None, "model_version": None}
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["model_version"] == "7"
+    lineage = client.get("/v1/model").json()
+    assert lineage["model_name"] == "gigmatch-ranker" and lineage["version"] == "7"
+    assert {"run_id", "data_md5", "git_commit", "test_metrics"} <= set(lineage)
+
+
+def test_match_ranks_with_scores_and_reasons(client: TestClient, payload: dict, bundle_dir: Path) -> None:
+    response = client.post("/v1/match", json=payload)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["job_id"] == payload["job"]["job_id"] and body["model_version"] == "7"
+    ranked = body["candidates"]
+    assert [c["rank"] for c in ranked] == list(range(1, len(payload["candidates"]) + 1))
+    scores = [c["match_score"] for c in ranked]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert {c["freelancer_id"] for c in ranked} == {c["freelancer_id"] for c in payload["candidates"]}
+    for candidate in ranked:
+        assert len(candidate["reasons"]) == 3
+        effects = [abs(r["effect"]) for r in candidate["reasons"]]
+        assert effects == sorted(effects, reverse=True) and all(r["label"] for r in candidate["reasons"])
+    # The API ranks exactly as the model does on the same rows.
+    direct = rank_candidates(
+        load_bundle(bundle_dir).model, match_frame_from_records(payload["job"], payload["candidates"]), None, 0
+    )
+    assert [c["freelancer_id"] for c in ranked] == [c.freelancer_id for c in direct.candidates]
+
+
+def test_top_k_cuts_the_list(client: TestClient, payload: dict) -> None:
+    body = client.post("/v1/match", json={**payload, "top_k": 3}).json()
+    assert [c["rank"] for c in body["candidates"]] == [1, 2, 3]
+
+
+def test_whole_numbers_are_fine_for_float_fields(client: TestClient, payload: dict) -> None:
+    job = {**payload["job"], "budget_usd": 60, "client_utc_offset": -5}
+    assert client.post("/v1/match", json={**payload, "job": job}).status_code == 200
+
+
+def _with_candidate(payload: dict, **changes: object) -> dict:
+    return {**payload, "candidates": [{**payload["candidates"][0], **changes}, *payload["candidates"][1:]]}
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda p: {**p, "surprise": 1}, "surprise: Extra inputs are not permitted"),
+        (lambda p: _with_candidate(p, skills=["time_travel"]), "candidates.0.skills.0"),
+        (lambda p: _with_candidate(p, rating=7.5), "candidates.0.rating"),
+        (lambda p: _with_candidate(p, hourly_rate_usd=-5.0), "candidates.0.hourly_rate_usd"),
+        (lambda p: _with_candidate(p, profile_text="   "), "candidates.0.profile_text"),
+        (lambda p: _with_candidate(p, jobs_completed="3"), "candidates.0.jobs_completed"),
+        (lambda p: {**p, "candidates": []}, "candidates: List should have at least 1 item"),
+        (lambda p: {**p, "candidates": p["candidates"][:1] * 2}, "freelancer_id twice"),
+        (
+            lambda p: {**p, "job": {k: v for k, v in p["job"].items() if k != "category"}},
+            "job.category: Field required",
+        ),
+        (lambda p: {**p, "job": {**p["job"], "budget_usd": "a lot"}}, "job.budget_usd"),
+        (lambda p: {**p, "top_k": 0}, "top_k"),
+    ],
+)
+def test_invalid_requests_get_422_naming_the_problem(client: TestClient, payload: dict, change, where: str) -> None:
+    response = client.post("/v1/match", json=change(payload))
+    assert response.status_code == 422, response.text
+    assert where in response.json()["message"]
+
+
+def test_malformed_json_and_wrong_content_type_get_422(client: TestClient, payload: dict) -> None:
+    assert (
+        client.post("/v1/match", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    )
+    assert (
+        client.post("/v1/match", content=json.dumps(payload), headers={"content-type": "text/plain"}).status_code == 422
+    )
+
+
+def test_candidate_limit_and_body_limit(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
+    with _client(tmp_path, bundle_dir, max_candidates=3, max_body_bytes=20_000) as small:
+        response = small.post("/v1/match", json={**payload, "candidates": payload["candidates"][:4]})
+        assert response.status_code == 422 and "at most 3 candidates" in response.text
+        huge = {**payload, "job": {**payload["job"], "description": "x" * 30_000}}
+        assert small.post("/v1/match", json=huge).status_code == 413
+
+
+def test_api_key(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
+    with _client(tmp_path, bundle_dir, api_key="s3cret") as keyed:
+        assert keyed.post("/v1/match", json=payload).status_code == 401
+        assert keyed.post("/v1/match", json=payload, headers={"X-API-Key": "wrong"}).status_code == 401
+        assert keyed.post("/v1/match", json=payload, headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert keyed.get("/v1/model").status_code == 401
+        assert keyed.get("/health").status_code == 200 and keyed.get("/ready").status_code == 200
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt model", "no lineage", "foreign type"])
+def test_bad_bundle_keeps_the_process_up_and_not_ready(
+    tmp_path: Path, bundle_dir: Path, payload: dict, damage: str
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, bundle)
+    if damage == "missing":
+        shutil.rmtree(bundle)
+    elif damage == "corrupt model":
+        (bundle / "model" / "model.skops").write_bytes(b"\x00garbage")
+    elif damage == "no lineage":
+        (bundle / "lineage.json").unlink()
+    else:
+        import skops.io as sio
+
+        sio.dump({"payload": __import__("collections").Counter()}, bundle / "model" / "model.skops")
+    with _client(tmp_path, bundle) as broken:
+        assert broken.get("/health").status_code == 200
+        ready = broken.get("/ready")
+        assert ready.status_code == 503 and ready.json()["detail"]
+        assert broken.post("/v1/match", json=payload).status_code == 503
+
+
+def test_reload_swaps_and_a_bad_bundle_is_refused(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, bundle)
+    with _client(tmp_path, bundle) as live:
+        lineage = json.loads((bundle / "lineage.json").read_text())
+        (bundle / "lineage.json").write_text(json.dumps({**lineage, "version": "8"}))
+        assert live.post("/v1/admin/reload").json()["model_version"] == "8"
+        assert live.post("/v1/match", json=payload).json()["model_version"] == "8"
+        (bundle / "model" / "model.skops").write_bytes(b"broken")
+        refused = live.post("/v1/admin/reload")
+        assert refused.status_code == 409 and "still serving version 8" in refused.text
+        assert live.post("/v1/match", json=payload).status_code == 200
+
+
+def test_prediction_log_and_metrics(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
+    with _client(tmp_path, bundle_dir) as live:
+        for _ in range(3):
+            assert live.post("/v1/match", json=payload).status_code == 200
+        metrics = live.get("/metrics").text
+    assert 'gigmatch_requests_total{route="/v1/match",status="200"} 3.0' in metrics
+    assert 'gigmatch_model_info{model_name="gigmatch-ranker",version="7"} 1.0' in metrics
+    rows = [json.loads(line) for f in (tmp_path / "logs").glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert len(rows) == 3 * len(payload["candidates"])
+    assert {"match_score", "model_version", "skill_coverage", "region", "logged_at"} <= set(rows[0])
+
+
+def test_unwritable_log_never_fails_a_request(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the log directory should be")
+    config = ServingSettings(bundle_path=bundle_dir, log_dir=blocker / "logs")
+    with TestClient(create_app(config)) as live:
+        assert live.post("/v1/match", json=payload).status_code == 200
+        time.sleep(0.3)
+        assert "gigmatch_prediction_log_dropped_total" in live.get("/metrics").text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_hot_swap_under_load_loses_no_request(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
+    """A real uvicorn on loopback: requests from 6 threads while the bundle is swapped 6 times."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, bundle)
+    port = _free_port()
+    config = ServingSettings(bundle_path=bundle, log_dir=tmp_path / "logs")
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            while not stop.is_set():
+                response = http.post("/v1/match", json=payload)
+                statuses.append(response.status_code)
+                versions.add(response.json().get("model_version", "?"))
+
+    workers = [threading.Thread(target=hammer) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    lineage = json.loads((bundle / "lineage.json").read_text())
+    with httpx.Client(base_url=base, timeout=30) as admin:
+        for version in range(8, 14):
+            (bundle / "lineage.json").write_text(json.dumps({**lineage, "version": str(version)}))
+            assert admin.post("/v1/admin/reload").status_code == 200
+            time.sleep(0.2)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    server.should_exit = True
+    thread.join(10)
+    assert len(statuses) > 20 and set(statuses) == {200}
+    assert versions <= {str(v) for v in range(7, 14)} and "13" in versions
