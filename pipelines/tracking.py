@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,8 +107,12 @@ class LoggedModel:
 def model_save_options(model: Pipeline, example: pd.DataFrame, predict_fn: str) -> dict[str, Any]:
     """How every gigmatch model is stored: signature, example, pinned requirements, bundled code, skops."""
     scores = model.predict_proba(example)[:, 1] if predict_fn == "predict_proba" else model.predict(example)
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values; ours never do (the contract says so).
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(example, np.asarray(scores))
     return {
-        "signature": infer_signature(example, np.asarray(scores)),
+        "signature": signature,
         "input_example": example.head(3),
         "pip_requirements": model_requirements(),
         "code_paths": [str(_GIGMATCH_SOURCE)],
