@@ -22,7 +22,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: help install run data repro train export serve push test test-fast lint format typecheck bench clean
+.PHONY: help install run data repro train export serve serving-requirements push test test-fast lint format typecheck bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,9 @@ export: install ## Export the champion from the MLflow registry into bundle/
 
 serve: install ## Serve bundle/ with FastAPI on http://127.0.0.1:8000 (make export first)
 	gigmatch serve --bundle bundle
+
+serving-requirements: $(UV) ## Re-export serving/requirements.txt (the image's pinned set) from uv.lock
+	$(UV) export --frozen --no-dev --extra serving --no-hashes --no-emit-project --no-header --quiet -o serving/requirements.txt
 
 push: install ## Share the pinned data with the default DVC remote
 	dvc push
