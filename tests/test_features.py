@@ -14,8 +14,9 @@ from sklearn.exceptions import NotFittedError
 from gigmatch.config import Params
 from gigmatch.dataset import read_tables
 from gigmatch.features import FEATURE_NAMES, MatchFeatures
-from gigmatch.matching import FREELANCER_COLUMNS, JOB_COLUMNS, build_match_frame, match_frame_from_records
+from gigmatch.matching import build_match_frame, match_frame_from_records
 from gigmatch.models import TRUSTED_MODEL_TYPES, TrainingData, assemble_pipeline, fit_estimator
+from tests.conftest import request_for
 
 
 @pytest.fixture(scope="module")
@@ -34,29 +35,12 @@ def fitted(match: pd.DataFrame) -> MatchFeatures:
     return MatchFeatures(text_max_features=2000).fit(match)
 
 
-def _request_for(job_id: int, frames: dict[str, pd.DataFrame]) -> tuple[dict, list[dict]]:
-    """A job and its applicants as an API client would send them: plain JSON-like values."""
-    job_row = frames["jobs"].set_index("job_id").loc[job_id]
-    job = {c: job_row[c] for c in JOB_COLUMNS if c != "job_id"} | {"job_id": job_id}
-    job["required_skills"] = list(job["required_skills"])
-    applicants = frames["applications"].loc[frames["applications"]["job_id"] == job_id, "freelancer_id"].sort_values()
-    people = frames["freelancers"].set_index("freelancer_id").loc[applicants]
-    candidates = []
-    for freelancer_id, row in people.iterrows():
-        record = {c: row[c] for c in FREELANCER_COLUMNS if c != "freelancer_id"} | {"freelancer_id": int(freelancer_id)}
-        record["skills"] = list(record["skills"])
-        record["rating"] = None if pd.isna(record["rating"]) else float(record["rating"])
-        record["success_rate"] = None if pd.isna(record["success_rate"]) else float(record["success_rate"])
-        candidates.append(record)
-    return job, candidates
-
-
 def test_training_and_serving_features_are_identical(
     frames: dict[str, pd.DataFrame], match: pd.DataFrame, fitted: MatchFeatures
 ) -> None:
     training = fitted.transform(match)
     for job_id in frames["jobs"]["job_id"].iloc[[0, 57, 203, 399]]:
-        job, candidates = _request_for(int(job_id), frames)
+        job, candidates = request_for(int(job_id), frames)
         served = fitted.transform(match_frame_from_records(job, candidates))
         rows = np.flatnonzero(match["job_id"].to_numpy() == job_id)
         np.testing.assert_array_equal(served, training[rows])
