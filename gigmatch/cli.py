@@ -29,7 +29,7 @@ from gigmatch.config import DEFAULT_PARAMS_PATH, Params, ParamsError, load_param
 from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
 from gigmatch.pinning import PinError, directory_md5, materialise
 from gigmatch.simulator import SNAPSHOT_STEPS, generate_snapshot
-from gigmatch.validation import ContractError
+from gigmatch.validation import ContractError, Violation
 
 
 class ExitCode(IntEnum):
@@ -210,6 +210,44 @@ def serve(
 
     os.environ["GIGMATCH_BUNDLE_PATH"] = str(bundle)
     uvicorn.run("serving.main:create_app", factory=True, host=host, port=port, workers=1, log_level="info")
+
+
+@app.command("score")
+def score(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Parquet file: one row per (job, candidate).")],
+    output_path: Annotated[Path, typer.Argument(metavar="OUTPUT", help="Parquet file to write the ranking to.")],
+    bundle: Annotated[Path, typer.Option(help="Bundle directory (gigmatch export).")] = Path("bundle"),
+) -> None:
+    """Rank many jobs' candidates from a Parquet file with the same bundle the API serves.
+
+    INPUT has the match columns (the job's and the freelancer's fields, as in
+    /v1/match; skills as lists or space-separated slugs). OUTPUT gets job_id,
+    freelancer_id, match_score, rank and model_version, written atomically.
+    Exits 2 if INPUT is unreadable or lacks a column.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gigmatch.bundle import load_bundle
+    from gigmatch.matching import match_frame_from_table
+    from gigmatch.ranking import score_frame
+
+    model = load_bundle(bundle)
+    try:
+        table = pq.read_table(input_path).to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        raise ContractError([Violation("input", None, "readable_parquet", 0, (f"{input_path}: {exc}",))]) from exc
+    try:
+        frame = match_frame_from_table(table)
+    except ValueError as exc:
+        raise ContractError([Violation("input", None, "match_columns", 0, (str(exc),))]) from exc
+    with console.status(f"scoring {len(frame):,} rows"):
+        ranked = score_frame(model.model, frame).assign(model_version=model.version)
+    tmp = output_path.with_name(f".{output_path.name}.tmp")
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    ranked.to_parquet(tmp, index=False)
+    tmp.replace(output_path)
+    console.print(f"ranked {len(ranked):,} candidates for {ranked['job_id'].nunique():,} jobs -> {output_path}")
 
 
 def _progress() -> Progress:

@@ -105,3 +105,20 @@ def _finalise(frame: pd.DataFrame) -> pd.DataFrame:
     for name in set(MATCH_COLUMNS) - set(_INT_COLUMNS) - set(_FLOAT_COLUMNS):
         frame[name] = frame[name].astype(object)
     return frame
+
+
+def match_frame_from_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The match frame from a table with the match columns (skills as lists or joined strings).
+
+    Raises ValueError naming missing columns or values that do not fit their type.
+    """
+    missing = [c for c in MATCH_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"input lacks the match columns: {', '.join(missing)}")
+    frame = table.loc[:, list(MATCH_COLUMNS)].copy()
+    for name in SKILL_LIST_COLUMNS:
+        frame[name] = [join_skills(v) for v in frame[name]]
+    try:
+        return _finalise(frame)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"input values do not fit the match columns: {exc}") from exc

@@ -24,6 +24,11 @@ def _rank_within_groups(group: np.ndarray, score: np.ndarray) -> tuple[np.ndarra
     return order, rank
 
 
+def rank_within_groups(group: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank): rows sorted by group then score descending, and each row's 0-based rank in its group."""
+    return _rank_within_groups(np.unique(group, return_inverse=True)[1], np.asarray(score, dtype=float))
+
+
 def dcg_per_group(group: np.ndarray, score: np.ndarray, relevance: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """DCG@k per group; returns (group ids, dcg) with groups in ascending order."""
     group_ids, group_pos = np.unique(group, return_inverse=True)

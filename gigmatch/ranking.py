@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from gigmatch.explain import contributions, top_reasons
 from gigmatch.features import FEATURE_LABELS, FEATURE_NAMES
+from gigmatch.metrics import rank_within_groups
 from gigmatch.models import match_scores
 
 
@@ -54,3 +55,19 @@ def rank_candidates(model: Pipeline, frame: pd.DataFrame, top_k: int | None, n_r
         ]
         ranked.append(RankedCandidate(int(freelancer_ids[row]), rank, float(scores[row]), reasons))
     return Ranking(ranked, features, scores)
+
+
+def score_frame(model: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
+    """Score and rank many jobs' candidates at once: job_id, freelancer_id, match_score, rank."""
+    order = np.lexsort((frame["freelancer_id"].to_numpy(), frame["job_id"].to_numpy()))
+    frame = frame.iloc[order].reset_index(drop=True)
+    scores = match_scores(model, frame)
+    _, rank = rank_within_groups(frame["job_id"].to_numpy(), scores)
+    return pd.DataFrame(
+        {
+            "job_id": frame["job_id"].to_numpy(),
+            "freelancer_id": frame["freelancer_id"].to_numpy(),
+            "match_score": scores,
+            "rank": rank + 1,
+        }
+    )

@@ -252,3 +252,50 @@ def test_hot_swap_under_load_loses_no_request(tmp_path: Path, bundle_dir: Path, 
     thread.join(10)
     assert len(statuses) > 20 and set(statuses) == {200}
     assert versions <= {str(v) for v in range(7, 14)} and "13" in versions
+
+
+def test_batch_scoring_ranks_like_the_api(tmp_path: Path, bundle_dir: Path, frames: dict, client: TestClient) -> None:
+    from gigmatch.cli import main
+    from gigmatch.matching import build_match_frame
+
+    apps = frames["applications"]
+    table = build_match_frame(apps, frames["jobs"], frames["freelancers"])
+    for column in ("required_skills", "skills"):
+        table[column] = table[column].str.split()  # as a client's file would hold them: lists
+    table.to_parquet(tmp_path / "input.parquet")
+
+    assert (
+        main(["score", str(tmp_path / "input.parquet"), str(tmp_path / "out.parquet"), "--bundle", str(bundle_dir)])
+        == 0
+    )
+
+    ranked = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(ranked) == len(apps) and set(ranked["model_version"]) == {"7"}
+    sizes = ranked.groupby("job_id")["rank"].agg(["min", "max", "size"])
+    assert (sizes["min"] == 1).all() and (sizes["max"] == sizes["size"]).all()
+    job_id = int(frames["jobs"]["job_id"].iloc[-3])
+    job, candidates = request_for(job_id, frames)
+    api = client.post("/v1/match", json={"job": job, "candidates": candidates}).json()["candidates"]
+    batch = ranked[ranked["job_id"] == job_id].sort_values("rank")
+    assert batch["freelancer_id"].tolist() == [c["freelancer_id"] for c in api]
+    assert batch["match_score"].to_numpy() == pytest.approx([c["match_score"] for c in api])
+
+
+def test_batch_scoring_refuses_bad_input(tmp_path: Path, bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gigmatch.cli import ExitCode, main
+
+    pd.DataFrame({"job_id": [1]}).to_parquet(tmp_path / "thin.parquet")
+    out = tmp_path / "out.parquet"
+    assert (
+        main(["score", str(tmp_path / "thin.parquet"), str(out), "--bundle", str(bundle_dir)])
+        == ExitCode.CONTRACT_BROKEN
+    )
+    assert "input lacks the match columns" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "junk.parquet").write_bytes(b"junk")
+    assert (
+        main(["score", str(tmp_path / "junk.parquet"), str(out), "--bundle", str(bundle_dir)])
+        == ExitCode.CONTRACT_BROKEN
+    )
+    assert (
+        main(["score", str(tmp_path / "thin.parquet"), str(out), "--bundle", str(tmp_path / "none")]) == ExitCode.ERROR
+    )
