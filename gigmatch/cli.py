@@ -28,6 +28,7 @@ from gigmatch.bundle import BundleError
 from gigmatch.config import DEFAULT_PARAMS_PATH, Params, ParamsError, load_params, override
 from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
 from gigmatch.pinning import PinError, directory_md5, materialise
+from gigmatch.promotion import GateError
 from gigmatch.simulator import SNAPSHOT_STEPS, generate_snapshot
 from gigmatch.validation import ContractError, Violation
 
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     except PinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.CHECK_FAILED
-    except BundleError as exc:
+    except (BundleError, GateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ERROR
     except ParamsError as exc:

@@ -5,6 +5,10 @@ It is the first step of every logged model pipeline, so serving never
 re-implements a feature. What it learns in `fit` (skill rarity, the text
 vocabulary, fill values for missing ratings) comes from training rows only.
 
+`transform` takes the match frame as a pandas DataFrame (training, batch) or as
+a mapping of column name to 1-d array (the API's request path, where building a
+DataFrame would cost more than the features). Both give the same matrix.
+
 Some features compare a candidate with the other applicants to the same job
 (rank of skill coverage, rate against the job's median): a ranking is a
 choice among competitors, and a request to the API carries all of them.
@@ -12,9 +16,11 @@ choice among competitors, and a request to the API carries all of them.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
@@ -61,8 +67,16 @@ FEATURE_NAMES: tuple[str, ...] = (
     "text_similarity_vs_job_mean",
     "n_applicants",
 )
+# Bump when what `fit` learns or how `transform` computes changes: a model fitted by
+# other feature code is refused instead of silently scored with this one.
+FEATURES_VERSION = 2
 _SKILL_CATEGORY = {s.slug: s.category for s in SKILLS}
+_SKILL_BLOCK = 65_536  # rows per dense skill-indicator block
 _DURATION_INDEX = {name: i for i, name in enumerate(DURATIONS)}
+
+
+class IncompatibleFeaturesError(ValueError):
+    """The model was fitted by another version of this feature code."""
 
 
 class MatchFeatures(TransformerMixin, BaseEstimator):
@@ -85,8 +99,8 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         texts = pd.concat([X["required_skills"], freelancers["skills"]]).to_numpy()
         self.skill_vocabulary_ = np.array(sorted({s for text in texts for s in str(text).split()}), dtype=object)
         index = {s: i for i, s in enumerate(self.skill_vocabulary_)}
-        held = _skill_matrix(freelancers["skills"], index)
-        share = (np.asarray(held.sum(axis=0)).ravel() + 1.0) / (len(freelancers) + 1.0)
+        held = _skill_indicator(freelancers["skills"].to_numpy(), index)
+        share = (held.sum(axis=0) + 1.0) / (len(freelancers) + 1.0)
         self.skill_rarity_ = -np.log(share)
         categories = sorted({_SKILL_CATEGORY.get(s, f"other:{s}") for s in self.skill_vocabulary_})
         self.skill_category_ = np.array(
@@ -96,98 +110,144 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         self.text_vectorizer_ = TfidfVectorizer(
             max_features=self.text_max_features, sublinear_tf=True, min_df=2, dtype=np.float64
         ).fit(texts.astype(str))
+        vocabulary = self.text_vectorizer_.vocabulary_
+        self.term_idf_ = {term: float(self.text_vectorizer_.idf_[i]) for term, i in vocabulary.items()}
         self.rating_fill_ = float(np.nanmean(freelancers["rating"].to_numpy(dtype=float)))
         self.success_rate_fill_ = float(np.nanmean(freelancers["success_rate"].to_numpy(dtype=float)))
+        self.features_version_ = FEATURES_VERSION
         self.n_features_in_ = len(MATCH_COLUMNS)
         self.feature_names_in_ = np.array(MATCH_COLUMNS, dtype=object)
         return self
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
+    def transform(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
         check_is_fitted(self, "text_vectorizer_")
-        _check_columns(X)
-        X = X.reset_index(drop=True)
-        columns = self._skill_features(X) | self._price_features(X) | self._fit_features(X)
-        columns |= self._record_features(X)
-        columns["text_similarity"] = self._text_similarity(X)
-        columns |= _within_job_features(X["job_id"].to_numpy(), columns)
-        return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in FEATURE_NAMES])
+        fitted_with = getattr(self, "features_version_", 1)
+        if fitted_with != FEATURES_VERSION:
+            raise IncompatibleFeaturesError(
+                f"this model was fitted by features version {fitted_with}, this code computes version "
+                f"{FEATURES_VERSION}: serve it with the gigmatch release it was trained with, or retrain"
+            )
+        columns = _columns(X)
+        features = self._skill_features(columns) | self._price_features(columns) | self._fit_features(columns)
+        features |= self._record_features(columns)
+        features["text_similarity"] = self._text_similarity(columns)
+        features |= _within_job_features(columns["job_id"], features)
+        return np.column_stack([np.asarray(features[name], dtype=np.float64) for name in FEATURE_NAMES])
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array(FEATURE_NAMES, dtype=object)
 
-    def _skill_features(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    def _skill_features(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         index = {s: i for i, s in enumerate(self.skill_vocabulary_)}
-        required = _skill_matrix(X["required_skills"], index)
-        held = _skill_matrix(X["skills"], index)
-        covered = required.multiply(held).tocsr()
-        n_required = np.asarray(required.sum(axis=1)).ravel()
-        weight_required = required @ self.skill_rarity_
-        to_category = sp.csr_matrix(
-            (np.ones(len(self.skill_category_)), (np.arange(len(self.skill_category_)), self.skill_category_))
-        )
-        missing_by_category = (required - covered) @ to_category
-        works_in = (held @ to_category) > 0
-        related = np.asarray(missing_by_category.multiply(works_in).sum(axis=1)).ravel()
-        return {
-            "skill_coverage": _safe_divide(np.asarray(covered.sum(axis=1)).ravel(), n_required),
-            "rare_skill_coverage": _safe_divide(covered @ self.skill_rarity_, weight_required),
-            "related_skill_coverage": _safe_divide(related, n_required),
-            "n_required_skills": n_required,
-            "n_freelancer_skills": np.diff(held.indptr).astype(float),
-        }
+        n = len(columns["job_id"])
+        to_category = np.zeros((len(self.skill_category_), int(self.skill_category_.max()) + 1))
+        to_category[np.arange(len(self.skill_category_)), self.skill_category_] = 1.0
+        names = ("skill_coverage", "rare_skill_coverage", "related_skill_coverage", "n_required_skills")
+        out = {name: np.empty(n) for name in (*names, "n_freelancer_skills")}
+        # Dense indicator blocks: cheap for one request, bounded memory for a million rows.
+        for lo in range(0, n, _SKILL_BLOCK):
+            block = slice(lo, min(lo + _SKILL_BLOCK, n))
+            required = _skill_indicator(columns["required_skills"][block], index)
+            held = _skill_indicator(columns["skills"][block], index)
+            covered = required & held
+            n_required = required.sum(axis=1).astype(float)
+            works_in = (held @ to_category) > 0
+            related = ((required & ~held) @ to_category * works_in).sum(axis=1)
+            out["skill_coverage"][block] = _safe_divide(covered.sum(axis=1), n_required)
+            out["rare_skill_coverage"][block] = _safe_divide(
+                covered @ self.skill_rarity_, required @ self.skill_rarity_
+            )
+            out["related_skill_coverage"][block] = _safe_divide(related, n_required)
+            out["n_required_skills"][block] = n_required
+            out["n_freelancer_skills"][block] = held.sum(axis=1)
+        return out
 
-    def _price_features(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        hourly_budget = implied_hourly_budget(
-            X["budget_type"].to_numpy(), X["budget_usd"].to_numpy(), X["duration"].to_numpy()
-        )
-        gap = np.log(X["hourly_rate_usd"].to_numpy(dtype=float) / hourly_budget)
+    def _price_features(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        hourly_budget = implied_hourly_budget(columns["budget_type"], columns["budget_usd"], columns["duration"])
+        gap = np.log(columns["hourly_rate_usd"].astype(float) / hourly_budget)
         return {
             "rate_budget_log_ratio": gap,
             "over_budget": np.maximum(gap, 0.0),
             "under_budget": np.maximum(-gap, 0.0),
             "log_implied_hourly_budget": np.log(hourly_budget),
-            "is_hourly": (X["budget_type"].to_numpy() == "hourly").astype(float),
-            "duration": np.array([_DURATION_INDEX.get(str(d), np.nan) for d in X["duration"]], dtype=float),
+            "is_hourly": (columns["budget_type"] == "hourly").astype(float),
+            "duration": np.array([_DURATION_INDEX.get(str(d), np.nan) for d in columns["duration"]], dtype=float),
         }
 
-    def _fit_features(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        level = level_index(X["experience_level"].to_numpy())
+    def _fit_features(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        level = level_index(columns["experience_level"])
         known = level >= 0
-        years = X["years_experience"].to_numpy(dtype=float)
+        years = columns["years_experience"].astype(float)
         floor = np.where(known, LEVEL_MIN_YEARS[np.maximum(level, 0)], np.nan)
         ceiling = np.where(known, LEVEL_MAX_YEARS[np.maximum(level, 0)], np.nan)
-        overlap = timezone_overlap_hours(X["utc_offset"].to_numpy(), X["client_utc_offset"].to_numpy())
+        overlap = timezone_overlap_hours(columns["utc_offset"], columns["client_utc_offset"])
         return {
             "years_experience": years,
             "experience_level": np.where(known, level, np.nan),
             "missing_years": np.maximum(floor - years, 0.0),
             "excess_years": np.maximum(years - ceiling, 0.0),
             "timezone_overlap": overlap,
-            "timezone_shortfall": np.maximum(X["timezone_overlap_hours"].to_numpy(dtype=float) - overlap, 0.0),
+            "timezone_shortfall": np.maximum(columns["timezone_overlap_hours"].astype(float) - overlap, 0.0),
         }
 
-    def _record_features(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        rating = X["rating"].to_numpy(dtype=float)
-        success = X["success_rate"].to_numpy(dtype=float)
-        jobs_done = X["jobs_completed"].to_numpy(dtype=float)
+    def _record_features(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rating = columns["rating"].astype(float)
+        success = columns["success_rate"].astype(float)
+        jobs_done = columns["jobs_completed"].astype(float)
         return {
             "rating": np.where(np.isnan(rating), self.rating_fill_, rating),
             "has_rating": (~np.isnan(rating)).astype(float),
             "success_rate": np.where(np.isnan(success), self.success_rate_fill_, success),
             "log_jobs_completed": np.log1p(jobs_done),
             "is_newcomer": (jobs_done == 0).astype(float),
-            "weekly_availability_hours": X["weekly_availability_hours"].to_numpy(dtype=float),
+            "weekly_availability_hours": columns["weekly_availability_hours"].astype(float),
         }
 
-    def _text_similarity(self, X: pd.DataFrame) -> np.ndarray:
-        # TF-IDF rows are L2-normalised, so the row-wise dot product is the cosine.
-        _, first_job_row, job_pos = np.unique(X["job_id"].to_numpy(), return_index=True, return_inverse=True)
-        _, first_person_row, person_pos = np.unique(
-            X["freelancer_id"].to_numpy(), return_index=True, return_inverse=True
-        )
-        descriptions = self.text_vectorizer_.transform(X["description"].to_numpy()[first_job_row].astype(str))
-        profiles = self.text_vectorizer_.transform(X["profile_text"].to_numpy()[first_person_row].astype(str))
-        return np.asarray(descriptions[job_pos].multiply(profiles[person_pos]).sum(axis=1)).ravel()
+    def _text_similarity(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Cosine of the TF-IDF vectors of description and profile (as TfidfVectorizer computes them).
+
+        Each distinct text is vectorised once, as a sparse dict; the cosine is a dot
+        product over the shorter one. No sparse matrices: they cost more than the
+        arithmetic for the few rows of a request.
+        """
+        analyse = self.text_vectorizer_.build_analyzer()
+        _, job_first, job_pos = np.unique(columns["job_id"], return_index=True, return_inverse=True)
+        _, person_first, person_pos = np.unique(columns["freelancer_id"], return_index=True, return_inverse=True)
+        descriptions = [self._tfidf(analyse(str(t))) for t in columns["description"][job_first]]
+        profiles = [self._tfidf(analyse(str(t))) for t in columns["profile_text"][person_first]]
+        similarity = np.empty(len(job_pos))
+        for row, (j, p) in enumerate(zip(job_pos, person_pos, strict=True)):
+            a, b = descriptions[j], profiles[p]
+            if len(a) > len(b):
+                a, b = b, a
+            similarity[row] = sum(weight * b[t] for t, weight in a.items() if t in b)
+        return similarity
+
+    def _tfidf(self, tokens: list[str]) -> dict[str, float]:
+        counts: dict[str, int] = {}
+        for token in tokens:
+            if token in self.term_idf_:
+                counts[token] = counts.get(token, 0) + 1
+        weights = {t: (1.0 + math.log(c)) * self.term_idf_[t] for t, c in counts.items()}  # sublinear tf
+        norm = math.sqrt(sum(w * w for w in weights.values()))
+        return {t: w / norm for t, w in weights.items()} if norm > 0 else {}
+
+
+def _columns(X: object) -> dict[str, np.ndarray]:
+    """The match columns as 1-d numpy arrays, from a DataFrame or a mapping of arrays."""
+    if isinstance(X, pd.DataFrame):
+        missing = [c for c in MATCH_COLUMNS if c not in X.columns]
+        columns = {} if missing else {c: X[c].to_numpy() for c in MATCH_COLUMNS}
+    elif isinstance(X, Mapping):
+        missing = [c for c in MATCH_COLUMNS if c not in X]
+        columns = {} if missing else {c: np.asarray(X[c]) for c in MATCH_COLUMNS}
+    else:
+        raise TypeError(f"MatchFeatures expects a match frame (DataFrame or mapping of arrays), got {type(X).__name__}")
+    if missing:
+        raise ValueError(f"match frame is missing columns: {', '.join(missing)}")
+    if len({len(v) for v in columns.values()}) != 1:
+        raise ValueError("match frame columns differ in length")
+    return columns
 
 
 def _check_columns(X: object) -> None:
@@ -198,21 +258,19 @@ def _check_columns(X: object) -> None:
         raise ValueError(f"match frame is missing columns: {', '.join(missing)}")
 
 
-def _skill_matrix(skill_strings: pd.Series, index: dict[str, int]) -> sp.csr_matrix:
-    """Rows x skill vocabulary 0/1 matrix; skills outside the vocabulary are ignored.
-
-    A plain loop over rows: as fast as pandas' explode on a million rows, and
-    far faster on the fifty rows of an API request.
-    """
-    indptr = [0]
-    indices: list[int] = []
-    for text in skill_strings.to_numpy():
-        indices.extend(sorted({index[t] for t in str(text).split() if t in index}))
-        indptr.append(len(indices))
-    return sp.csr_matrix(
-        (np.ones(len(indices)), np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
-        shape=(len(indptr) - 1, len(index)),
-    )
+def _skill_indicator(skill_strings: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    """Rows x skill vocabulary boolean matrix; skills outside the vocabulary are ignored."""
+    rows: list[int] = []
+    cols: list[int] = []
+    for row, text in enumerate(skill_strings):
+        for skill in str(text).split():
+            col = index.get(skill)
+            if col is not None:
+                rows.append(row)
+                cols.append(col)
+    indicator = np.zeros((len(skill_strings), len(index)), dtype=bool)
+    indicator[rows, cols] = True
+    return indicator
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -268,13 +326,15 @@ def _group_median(group: np.ndarray, value: np.ndarray) -> np.ndarray:
 
 def skill_coverage(frame: pd.DataFrame) -> np.ndarray:
     """Share of each row's required skills that the freelancer lists (no fitting needed)."""
-    vocabulary = sorted(
-        {s for text in pd.concat([frame["required_skills"], frame["skills"]]) for s in str(text).split()}
-    )
-    index = {s: i for i, s in enumerate(vocabulary)}
-    required = _skill_matrix(frame["required_skills"], index)
-    covered = required.multiply(_skill_matrix(frame["skills"], index))
-    return _safe_divide(np.asarray(covered.sum(axis=1)).ravel(), np.asarray(required.sum(axis=1)).ravel())
+    required_texts, skill_texts = frame["required_skills"].to_numpy(), frame["skills"].to_numpy()
+    index = {s: i for i, s in enumerate(sorted({s for t in (*required_texts, *skill_texts) for s in str(t).split()}))}
+    coverage = np.empty(len(frame))
+    for lo in range(0, len(frame), _SKILL_BLOCK):
+        block = slice(lo, lo + _SKILL_BLOCK)
+        required = _skill_indicator(required_texts[block], index)
+        covered = required & _skill_indicator(skill_texts[block], index)
+        coverage[block] = _safe_divide(covered.sum(axis=1), required.sum(axis=1))
+    return coverage
 
 
 FEATURE_LABELS: dict[str, str] = {

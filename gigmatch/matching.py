@@ -89,6 +89,30 @@ def match_frame_from_records(job: Mapping[str, object], candidates: Sequence[Map
     return _finalise(pd.DataFrame(rows, columns=list(MATCH_COLUMNS)))
 
 
+def match_columns_from_records(
+    job: Mapping[str, object], candidates: Sequence[Mapping[str, object]]
+) -> dict[str, np.ndarray]:
+    """One job and its candidates as match columns (name -> 1-d array), without building a DataFrame.
+
+    `MatchFeatures.transform` accepts this as it accepts the match frame; it is the
+    API's request path, where a DataFrame would cost more than the features.
+    """
+    frame_types = {**dict.fromkeys(_INT_COLUMNS, np.int64), **dict.fromkeys(_FLOAT_COLUMNS, np.float64)}
+    n = len(candidates)
+    columns: dict[str, np.ndarray] = {}
+    for name in JOB_COLUMNS:
+        value = join_skills(job[name]) if name in SKILL_LIST_COLUMNS else job[name]
+        columns[name] = np.full(n, value, dtype=frame_types.get(name, object))
+    for name in FREELANCER_COLUMNS:
+        values = [c[name] for c in candidates]
+        if name in SKILL_LIST_COLUMNS:
+            values = [join_skills(v) for v in values]
+        elif name in _FLOAT_COLUMNS:
+            values = [np.nan if v is None else v for v in values]
+        columns[name] = np.array(values, dtype=frame_types.get(name, object))
+    return columns
+
+
 def _column_values(column: pd.Series, rows: np.ndarray) -> object:
     if column.name in SKILL_LIST_COLUMNS:
         joined = np.array([join_skills(v) for v in column], dtype=object)

@@ -16,6 +16,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+
+class GateError(RuntimeError):
+    """The gate cannot compare the new model with the champion; nothing was promoted."""
+
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 

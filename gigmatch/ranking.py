@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,16 +38,18 @@ class Ranking:
     scores: np.ndarray  # all candidates, in request order
 
 
-def rank_candidates(model: Pipeline, frame: pd.DataFrame, top_k: int | None, n_reasons: int) -> Ranking:
-    """Rank the rows of a one-job match frame; ties keep the request order."""
-    if frame["job_id"].nunique() != 1:
+def rank_candidates(
+    model: Pipeline, frame: pd.DataFrame | Mapping[str, np.ndarray], top_k: int | None, n_reasons: int
+) -> Ranking:
+    """Rank one job's candidates (a match frame, or match columns); ties keep the request order."""
+    if len(set(np.asarray(frame["job_id"]).tolist())) != 1:
         raise ValueError("rank one job's candidates at a time")
     features = model.named_steps["features"].transform(frame)
     estimator = model.named_steps["model"]
     scores = match_scores(estimator, features)
     order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
     effects = contributions(estimator, features[order]) if n_reasons > 0 else np.zeros((len(order), 0))
-    freelancer_ids = frame["freelancer_id"].to_numpy()
+    freelancer_ids = np.asarray(frame["freelancer_id"])
     ranked = []
     for rank, (row, row_effects) in enumerate(zip(order, effects, strict=True), start=1):
         reasons = [

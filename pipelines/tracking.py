@@ -148,6 +148,22 @@ def set_alias(model_name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(model_name, alias, version)
 
 
+@dataclass(frozen=True)
+class RecordedFigures:
+    test_ndcg_at_10: float | None
+    data_md5: str | None
+    split: str | None
+
+
+def recorded_figures(model_name: str, version: str) -> RecordedFigures:
+    """What a registered version's run recorded about its own test split."""
+    client = MlflowClient()
+    run = client.get_run(client.get_model_version(model_name, version).run_id or "")
+    return RecordedFigures(
+        run.data.metrics.get("test_ndcg_at_10"), run.data.tags.get("data_md5"), run.data.tags.get("split")
+    )
+
+
 def load_version(model_name: str, version: str) -> Pipeline:
     return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from gigmatch.config import CandidateParams, EvaluateParams, Params, load_params
@@ -28,10 +29,10 @@ from gigmatch.evaluation import (
     ranking_metrics,
     slice_metrics,
 )
-from gigmatch.features import MatchFeatures
+from gigmatch.features import IncompatibleFeaturesError, MatchFeatures
 from gigmatch.matching import build_match_frame
 from gigmatch.models import TrainingData, assemble_pipeline, fit_estimator, is_probabilistic, match_scores
-from gigmatch.promotion import CHAMPION, Decision, GateFigures, decide
+from gigmatch.promotion import CHAMPION, Decision, GateError, GateFigures, decide
 from gigmatch.reports import CandidateFigures, ReferenceFigures, metrics_document, ndcg_curve_frame, write_reports
 from gigmatch.schema import APPLICATIONS, FREELANCERS, JOBS, SIMULATOR_TRUTH
 from gigmatch.splits import split_jobs_by_time
@@ -145,7 +146,8 @@ def log_candidates(
     logged = {}
     for candidate in candidates:
         spec = params.train.candidates[candidate.figures.name]
-        with tracking.run(experiment_id, candidate.figures.name, parent_run_id, lineage.tags()) as run_id:
+        tags = {**lineage.tags(), "split": _split_tag(params)}
+        with tracking.run(experiment_id, candidate.figures.name, parent_run_id, tags) as run_id:
             metrics = {f"valid_{k}": v for k, v in candidate.figures.valid.items()}
             metrics |= {f"test_{k}": v for k, v in candidate.figures.test.items()}
             run_params = {
@@ -164,14 +166,47 @@ def register_model(logged: tracking.LoggedModel, params: Params, lineage: Lineag
     return tracking.register(logged.model_uri, params.register_.model_name, {**lineage.tags(), "candidate": selected})
 
 
-@task(name="measure-champion", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
-def measure_champion(model_name: str, version: str, test: EvaluationSet) -> tuple[str | None, float | None]:
-    """The current champion's test NDCG@10 on this run's test split (None if there is none)."""
+def _worth_retrying(task: object, task_run: object, state: State) -> bool:
+    """Retry I/O hiccups, not a verdict: a gate that cannot compare will not change its mind."""
+    try:
+        state.result()
+    except GateError:
+        return False
+    except Exception:  # anything else may be transient
+        return True
+    return True
+
+
+@task(
+    name="measure-champion",
+    retries=2,
+    retry_delay_seconds=[2, 5],
+    retry_condition_fn=_worth_retrying,
+    cache_policy=NO_CACHE,
+)
+def measure_champion(
+    model_name: str, version: str, test: EvaluationSet, lineage: Lineage, split: str
+) -> tuple[str | None, float | None]:
+    """The current champion's test NDCG@10 on this run's test split (None if there is none).
+
+    A champion fitted by another version of the feature code cannot be scored here;
+    its recorded figure stands in only if it was measured on this very test split.
+    """
     champion = tracking.alias_version(model_name, CHAMPION)
     if champion is None or champion == version:
         return None, None
     model = tracking.load_version(model_name, champion)
-    return champion, ranking_metrics(test, match_scores(model, test.frame))["ndcg_at_10"]
+    try:
+        return champion, ranking_metrics(test, match_scores(model, test.frame))["ndcg_at_10"]
+    except IncompatibleFeaturesError as exc:
+        recorded = tracking.recorded_figures(model_name, champion)
+        if recorded.test_ndcg_at_10 is not None and (recorded.data_md5, recorded.split) == (lineage.data_md5, split):
+            get_run_logger().warning("champion %s: %s; using its recorded test NDCG@10", champion, exc)
+            return champion, recorded.test_ndcg_at_10
+        raise GateError(
+            f"champion version {champion} cannot be scored by this code ({exc}) and was measured on other data "
+            "or another split, so the gate cannot compare: move the alias by hand after review, or retrain it"
+        ) from exc
 
 
 @task(name="gate-champion", cache_policy=NO_CACHE)
@@ -214,7 +249,7 @@ def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
         logged = log_candidates(parent_run_id, experiment_id, candidates, test.frame.head(5), params, lineage)
         model_name = params.register_.model_name
         version = register_model(logged[best.figures.name], params, lineage, best.figures.name)
-        champion_version, champion_ndcg = measure_champion(model_name, version, test)
+        champion_version, champion_ndcg = measure_champion(model_name, version, test, lineage, _split_tag(params))
         decision = decide(
             GateFigures(
                 best.figures.test["ndcg_at_10"],
@@ -263,6 +298,11 @@ def run_training(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _split_tag(params: Params) -> str:
+    """Identifies the test split together with the data md5."""
+    return f"time:{params.split.valid_fraction}/{params.split.test_fraction}"
 
 
 def _log_run_figures(run_id: str, params: Params, splits: Splits, metrics: dict[str, object], lineage: Lineage) -> None:

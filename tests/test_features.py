@@ -108,3 +108,18 @@ def test_every_candidate_serialises_with_the_trusted_types_only(
     np.testing.assert_array_equal(
         np.asarray(loaded.predict(match.head(50))), np.asarray(pipeline.predict(match.head(50)))
     )
+
+
+def test_a_model_fitted_by_other_feature_code_is_refused(match: pd.DataFrame) -> None:
+    fitted = MatchFeatures(text_max_features=500).fit(match)
+    fitted.features_version_ = 1
+    with pytest.raises(ValueError, match="fitted by features version 1"):
+        fitted.transform(match.head(3))
+
+
+def test_columns_and_frame_give_the_same_features(match: pd.DataFrame, fitted: MatchFeatures) -> None:
+    one_job = match[match["job_id"] == match["job_id"].iloc[7]]
+    columns = {name: one_job[name].to_numpy() for name in one_job.columns}
+    np.testing.assert_array_equal(fitted.transform(columns), fitted.transform(one_job))
+    with pytest.raises(ValueError, match="differ in length"):
+        fitted.transform({**columns, "rating": columns["rating"][:-1]})

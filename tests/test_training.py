@@ -157,3 +157,32 @@ def test_export_champion_bundle_and_serve_it(tmp_path: Path, training_snapshot: 
     with TestClient(create_app(settings)) as client:
         response = client.post("/v1/match", json={"job": job, "candidates": candidates})
     assert response.status_code == 200 and response.json()["model_version"] == outcome.version
+
+
+def test_champion_from_older_feature_code_is_compared_by_its_recorded_figure(
+    tmp_path: Path, training_snapshot: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a feature-code change the champion cannot be re-scored; on the same split its recorded figure stands in."""
+    from gigmatch import features
+
+    champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
+    monkeypatch.setattr(features, "FEATURES_VERSION", features.FEATURES_VERSION + 1)
+
+    outcome = run_training(_params(tmp_path, training_snapshot, GOOD))
+
+    assert not outcome.decision.promote and _alias(CHAMPION) == champion
+    assert any("vs champion" in r for r in outcome.decision.reasons)
+
+
+def test_incomparable_champion_blocks_the_gate_loudly(
+    tmp_path: Path, training_snapshot: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gigmatch import features
+    from gigmatch.promotion import GateError
+
+    champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
+    monkeypatch.setattr(features, "FEATURES_VERSION", features.FEATURES_VERSION + 1)
+
+    with pytest.raises(GateError, match="cannot be scored by this code"):
+        run_training(_params(tmp_path, training_snapshot, GOOD, split={"test_fraction": 0.2}))
+    assert _alias(CHAMPION) == champion and _alias(CHALLENGER) is None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, HTTPException, status
 
 from gigmatch.features import FEATURE_NAMES
-from gigmatch.matching import match_frame_from_records
+from gigmatch.matching import match_columns_from_records
 from gigmatch.ranking import Ranking, rank_candidates
 from serving.dependencies import ApiKey, BundleDep, MetricsDep, PredictionLogDep, SettingsDep
 from serving.schemas import MatchRequest, MatchResponse, RankedCandidate, Reason
@@ -34,8 +34,8 @@ def match(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"at most {settings.max_candidates} candidates per request, got {len(request.candidates)}",
         )
-    frame = match_frame_from_records(request.job.model_dump(), [c.model_dump() for c in request.candidates])
-    ranking = rank_candidates(bundle.model, frame, request.top_k, settings.reasons)
+    columns = match_columns_from_records(request.job.model_dump(), [c.model_dump() for c in request.candidates])
+    ranking = rank_candidates(bundle.model, columns, request.top_k, settings.reasons)
     metrics.candidates.observe(len(request.candidates))
     log.append(_log_rows(request, ranking, bundle.model_name, bundle.version))
     return MatchResponse(
