@@ -45,6 +45,9 @@ def rank_candidates(
     if len(set(np.asarray(frame["job_id"]).tolist())) != 1:
         raise ValueError("rank one job's candidates at a time")
     features = model.named_steps["features"].transform(frame)
+    if not np.isfinite(features).all():
+        bad = sorted({FEATURE_NAMES[j] for j in np.flatnonzero(~np.isfinite(features).all(axis=0))})
+        raise ValueError(f"features out of range for these inputs: {', '.join(bad)}")
     estimator = model.named_steps["model"]
     scores = match_scores(estimator, features)
     order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]

@@ -134,8 +134,9 @@ def pandas_dtype(arrow_type: pa.DataType) -> object:
 # Bounds shared by the data contract and the API's request models.
 UTC_OFFSET_RANGE = (-12.0, 14.0)
 YEARS_RANGE = (0.0, 60.0)
-RATE_MAX_USD = 1000.0
-BUDGET_MAX_USD = 10_000_000.0
+RATE_RANGE_USD = (1.0, 1000.0)  # hourly rates and budgets below a dollar are errors, not bargains
+BUDGET_RANGE_USD = (1.0, 10_000_000.0)
+MAX_ID = 2**63 - 1  # ids are int64
 RATING_RANGE = (1.0, 5.0)
 AVAILABILITY_RANGE = (1, 80)
 OVERLAP_RANGE = (0, 12)
@@ -154,7 +155,7 @@ CONTRACTS: dict[str, TableContract] = {
             Field("region", pa.string(), (pda.Check.isin(REGION_SLUGS),)),
             Field("utc_offset", pa.float64(), _OFFSET),
             Field("years_experience", pa.float64(), (pda.Check.in_range(*YEARS_RANGE),)),
-            Field("hourly_rate_usd", pa.float64(), (pda.Check.gt(0.0), pda.Check.le(RATE_MAX_USD))),
+            Field("hourly_rate_usd", pa.float64(), (pda.Check.in_range(*RATE_RANGE_USD),)),
             Field(
                 "skills",
                 SKILL_LIST,
@@ -192,7 +193,7 @@ CONTRACTS: dict[str, TableContract] = {
                 ),
             ),
             Field("budget_type", pa.string(), (pda.Check.isin(BUDGET_TYPES),)),
-            Field("budget_usd", pa.float64(), (pda.Check.gt(0.0), pda.Check.le(BUDGET_MAX_USD))),
+            Field("budget_usd", pa.float64(), (pda.Check.in_range(*BUDGET_RANGE_USD),)),
             Field("duration", pa.string(), (pda.Check.isin(DURATIONS),)),
             Field("experience_level", pa.string(), (pda.Check.isin(EXPERIENCE_LEVELS),)),
             Field("description", pa.string(), (_non_blank(),)),

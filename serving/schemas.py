@@ -13,11 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from gigmatch.schema import (
     AVAILABILITY_RANGE,
-    BUDGET_MAX_USD,
+    BUDGET_RANGE_USD,
+    MAX_ID,
     MAX_REQUIRED_SKILLS,
     MAX_SKILLS_PER_PROFILE,
     OVERLAP_RANGE,
-    RATE_MAX_USD,
+    RATE_RANGE_USD,
     RATING_RANGE,
     UTC_OFFSET_RANGE,
     YEARS_RANGE,
@@ -35,15 +36,15 @@ UtcOffset = Annotated[float, Field(ge=UTC_OFFSET_RANGE[0], le=UTC_OFFSET_RANGE[1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False, protected_namespaces=())
 
 
 class Job(_Strict):
-    job_id: Annotated[int, Field(ge=1)]
+    job_id: Annotated[int, Field(ge=1, le=MAX_ID)]
     category: Category
     required_skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_REQUIRED_SKILLS)]
     budget_type: BudgetType
-    budget_usd: Annotated[float, Field(gt=0, le=BUDGET_MAX_USD)]
+    budget_usd: Annotated[float, Field(ge=BUDGET_RANGE_USD[0], le=BUDGET_RANGE_USD[1])]
     duration: Duration
     experience_level: ExperienceLevel
     description: Text
@@ -58,11 +59,11 @@ class Job(_Strict):
 
 
 class Candidate(_Strict):
-    freelancer_id: Annotated[int, Field(ge=1)]
+    freelancer_id: Annotated[int, Field(ge=1, le=MAX_ID)]
     region: Region
     utc_offset: UtcOffset
     years_experience: Annotated[float, Field(ge=YEARS_RANGE[0], le=YEARS_RANGE[1])]
-    hourly_rate_usd: Annotated[float, Field(gt=0, le=RATE_MAX_USD)]
+    hourly_rate_usd: Annotated[float, Field(ge=RATE_RANGE_USD[0], le=RATE_RANGE_USD[1])]
     skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS_PER_PROFILE)]
     rating: Annotated[float, Field(ge=RATING_RANGE[0], le=RATING_RANGE[1])] | None = None
     jobs_completed: Annotated[int, Field(ge=0, le=100_000)]
@@ -126,6 +127,7 @@ class MatchRequest(_Strict):
         extra="forbid",
         strict=True,
         frozen=True,
+        allow_inf_nan=False,
         protected_namespaces=(),
         json_schema_extra={"examples": [{"job": _EXAMPLE_JOB, "candidates": _EXAMPLE_CANDIDATES, "top_k": 10}]},
     )

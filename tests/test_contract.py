@@ -88,7 +88,7 @@ BROKEN = {
         "freelancers",
         lambda t: _set(t, "hourly_rate_usd", 2, -5.0),
         "freelancers.hourly_rate_usd",
-        "greater_than",
+        "in_range(1.0, 1000.0)",
     ),
     "unknown skill": ("freelancers", _unknown_skill, "freelancers.skills", "known_skills"),
     "repeated skill": ("jobs", _repeated_skill, "jobs.required_skills", "no_repeated_items"),

@@ -35,7 +35,10 @@ def match(
             f"at most {settings.max_candidates} candidates per request, got {len(request.candidates)}",
         )
     columns = match_columns_from_records(request.job.model_dump(), [c.model_dump() for c in request.candidates])
-    ranking = rank_candidates(bundle.model, columns, request.top_k, settings.reasons)
+    try:
+        ranking = rank_candidates(bundle.model, columns, request.top_k, settings.reasons)
+    except ValueError as exc:  # the domain's word for "these inputs cannot be scored"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"cannot rank these candidates: {exc}") from exc
     metrics.candidates.observe(len(request.candidates))
     log.append(_log_rows(request, ranking, bundle.model_name, bundle.version))
     return MatchResponse(
