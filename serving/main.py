@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response, status
@@ -48,7 +48,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         app.include_router(router)
     app.add_api_route("/metrics", _metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(RequestValidationError, _readable_validation_error)  # type: ignore[arg-type]
-    app.middleware("http")(_measure)
+    app.add_middleware(Measure)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
@@ -95,15 +95,32 @@ async def _metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    start = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    metrics: ServerMetrics = request.app.state.metrics
-    metrics.latency.labels(route=path).observe(time.perf_counter() - start)
-    metrics.requests.labels(route=path, status=str(response.status_code)).inc()
-    return response
+class Measure:
+    """Count requests and time them per route (pure ASGI: Starlette's http middleware costs more)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status_code = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics: ServerMetrics = scope["app"].state.metrics
+            metrics.latency.labels(route=route).observe(time.perf_counter() - start)
+            metrics.requests.labels(route=route, status=str(status_code)).inc()
 
 
 class BodyLimit:

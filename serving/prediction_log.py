@@ -1,7 +1,9 @@
 """The prediction log: every answered request, appended as JSON lines for monitoring.
 
-Requests hand rows to a bounded queue and return; one background thread writes
-them to a daily file. When the queue is full or the disk fails, rows are
+One line per request, its per-candidate columns as lists (see
+`serving.routers.match._log_record`); `explode_log` turns lines into one row per
+candidate. Requests hand records to a bounded queue and return; one background
+thread writes them to a daily file. When the queue is full or the disk fails, rows are
 dropped and counted: logging never fails or slows a request.
 """
 
@@ -18,6 +20,17 @@ from pathlib import Path
 Row = dict[str, object]
 
 
+def explode_log(records: list[Row]) -> list[Row]:
+    """Per-request records to one row per candidate: list values are spread, scalars repeated."""
+    rows: list[Row] = []
+    for record in records:
+        lists = {k: v for k, v in record.items() if isinstance(v, list)}
+        scalars = {k: v for k, v in record.items() if not isinstance(v, list)}
+        count = len(next(iter(lists.values()), []))
+        rows.extend({**scalars, **{k: v[i] for k, v in lists.items()}} for i in range(count))
+    return rows
+
+
 class PredictionLog:
     def __init__(self, directory: Path, capacity: int, on_drop: Callable[[int], None] = lambda _n: None):
         self.directory = Path(directory)
@@ -32,11 +45,11 @@ class PredictionLog:
         self._queue.put(None)
         self._thread.join(timeout)
 
-    def append(self, rows: list[Row]) -> None:
+    def append(self, record: Row) -> None:
         try:
-            self._queue.put_nowait(rows)
+            self._queue.put_nowait([record])
         except queue.Full:
-            self._on_drop(len(rows))
+            self._on_drop(1)
 
     def _run(self) -> None:
         while True:

@@ -21,6 +21,8 @@ from gigmatch.dataset import read_tables
 from gigmatch.matching import match_frame_from_records
 from gigmatch.ranking import rank_candidates
 from serving.main import create_app
+from serving.prediction_log import explode_log
+from serving.schemas import MatchResponse
 from serving.settings import ServingSettings
 from tests.conftest import request_for
 
@@ -61,6 +63,7 @@ def test_match_ranks_with_scores_and_reasons(client: TestClient, payload: dict, 
     response = client.post("/v1/match", json=payload)
     assert response.status_code == 200, response.text
     body = response.json()
+    MatchResponse.model_validate(body)  # the documented response model holds
     assert body["job_id"] == payload["job"]["job_id"] and body["model_version"] == "7"
     ranked = body["candidates"]
     assert [c["rank"] for c in ranked] == list(range(1, len(payload["candidates"]) + 1))
@@ -187,9 +190,13 @@ def test_prediction_log_and_metrics(tmp_path: Path, bundle_dir: Path, payload: d
         metrics = live.get("/metrics").text
     assert 'gigmatch_requests_total{route="/v1/match",status="200"} 3.0' in metrics
     assert 'gigmatch_model_info{model_name="gigmatch-ranker",version="7"} 1.0' in metrics
-    rows = [json.loads(line) for f in (tmp_path / "logs").glob("*.jsonl") for line in f.read_text().splitlines()]
+    records = [json.loads(line) for f in (tmp_path / "logs").glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert len(records) == 3
+    rows = explode_log(records)
     assert len(rows) == 3 * len(payload["candidates"])
     assert {"match_score", "model_version", "skill_coverage", "region", "logged_at"} <= set(rows[0])
+    assert rows[0]["freelancer_id"] == payload["candidates"][0]["freelancer_id"]
+    assert isinstance(rows[0]["skill_coverage"], float) and rows[0]["job_id"] == payload["job"]["job_id"]
 
 
 def test_unwritable_log_never_fails_a_request(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
