@@ -64,7 +64,7 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {process.stdout.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            raise RuntimeError(f"server exited with {process.returncode}; see its log in the work directory")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -154,8 +154,11 @@ def main() -> None:
         for name, (command, extra_env, ready, route, body) in servers.items():
             port = _free_port()
             argv = [part.replace("{port}", str(port)) for part in command]
+            # Output to a file, never an unread pipe: a server that logs each request
+            # (MLflow's does) would block once the pipe's buffer is full.
+            server_log = open(workdir / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
             process = subprocess.Popen(
-                argv, cwd=ROOT, env={**env, **extra_env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                argv, cwd=ROOT, env={**env, **extra_env}, stdout=server_log, stderr=subprocess.STDOUT
             )
             try:
                 _wait(f"http://127.0.0.1:{port}{ready}", process)
@@ -166,6 +169,7 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(30)
+                server_log.close()
 
     print(f"{CANDIDATES} candidates per request, {CONNECTIONS} connections, {args.duration} s each, one worker each")
     print(f"{'server':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
