@@ -77,9 +77,10 @@ format: install ## Apply formatting and safe lint fixes
 typecheck: install ## Type-check the package
 	mypy
 
-bench: install ## Run the benchmarks (prints figures)
+bench: install ## Run the benchmarks (prints figures; the serving one needs wrk and an exported bundle)
 	python benchmarks/bench_data.py
 	python benchmarks/bench_training.py
+	python benchmarks/bench_serving.py
 
 clean: ## Remove caches and the virtual environment (keeps data and the DVC cache)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache
