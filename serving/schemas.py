@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from gigmatch.schema import (
     AVAILABILITY_RANGE,
@@ -35,6 +35,15 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 UtcOffset = Annotated[float, Field(ge=UTC_OFFSET_RANGE[0], le=UTC_OFFSET_RANGE[1])]
 
 
+def _distinct(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("lists a skill twice")
+    return values
+
+
+Distinct = AfterValidator(_distinct)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False, protected_namespaces=())
 
@@ -42,7 +51,7 @@ class _Strict(BaseModel):
 class Job(_Strict):
     job_id: Annotated[int, Field(ge=1, le=MAX_ID)]
     category: Category
-    required_skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_REQUIRED_SKILLS)]
+    required_skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_REQUIRED_SKILLS), Distinct]
     budget_type: BudgetType
     budget_usd: Annotated[float, Field(ge=BUDGET_RANGE_USD[0], le=BUDGET_RANGE_USD[1])]
     duration: Duration
@@ -51,12 +60,6 @@ class Job(_Strict):
     timezone_overlap_hours: Annotated[int, Field(ge=OVERLAP_RANGE[0], le=OVERLAP_RANGE[1])]
     client_utc_offset: UtcOffset
 
-    @model_validator(mode="after")
-    def _distinct_skills(self) -> Job:
-        if len(set(self.required_skills)) != len(self.required_skills):
-            raise ValueError("required_skills lists a skill twice")
-        return self
-
 
 class Candidate(_Strict):
     freelancer_id: Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -64,18 +67,12 @@ class Candidate(_Strict):
     utc_offset: UtcOffset
     years_experience: Annotated[float, Field(ge=YEARS_RANGE[0], le=YEARS_RANGE[1])]
     hourly_rate_usd: Annotated[float, Field(ge=RATE_RANGE_USD[0], le=RATE_RANGE_USD[1])]
-    skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS_PER_PROFILE)]
+    skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS_PER_PROFILE), Distinct]
     rating: Annotated[float, Field(ge=RATING_RANGE[0], le=RATING_RANGE[1])] | None = None
     jobs_completed: Annotated[int, Field(ge=0, le=100_000)]
     success_rate: Annotated[float, Field(ge=0, le=1)] | None = None
     weekly_availability_hours: Annotated[int, Field(ge=AVAILABILITY_RANGE[0], le=AVAILABILITY_RANGE[1])]
     profile_text: Text
-
-    @model_validator(mode="after")
-    def _distinct_skills(self) -> Candidate:
-        if len(set(self.skills)) != len(self.skills):
-            raise ValueError("skills lists a skill twice")
-        return self
 
 
 _EXAMPLE_JOB: dict[str, Any] = {

@@ -100,6 +100,10 @@ def _with_candidate(payload: dict, **changes: object) -> dict:
     [
         (lambda p: {**p, "surprise": 1}, "surprise: Extra inputs are not permitted"),
         (lambda p: _with_candidate(p, skills=["time_travel"]), "candidates.0.skills.0"),
+        (
+            lambda p: _with_candidate(p, skills=["python", "python"]),
+            "candidates.0.skills: Value error, lists a skill twice",
+        ),
         (lambda p: _with_candidate(p, rating=7.5), "candidates.0.rating"),
         (lambda p: _with_candidate(p, hourly_rate_usd=-5.0), "candidates.0.hourly_rate_usd"),
         (lambda p: _with_candidate(p, profile_text="   "), "candidates.0.profile_text"),
