@@ -92,7 +92,9 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         self.text_max_features = text_max_features
 
     def fit(self, X: pd.DataFrame, y: object = None) -> MatchFeatures:
-        _check_columns(X)
+        if not isinstance(X, pd.DataFrame):  # fitting deduplicates jobs and freelancers: a frame it is
+            raise TypeError(f"MatchFeatures.fit expects a match frame (pandas DataFrame), got {type(X).__name__}")
+        _columns(X)  # the same column check transform makes
         if self.text_max_features < 1:
             raise ValueError(f"text_max_features must be positive, got {self.text_max_features}")
         freelancers = X.drop_duplicates("freelancer_id")
@@ -248,14 +250,6 @@ def _columns(X: object) -> dict[str, np.ndarray]:
     if len({len(v) for v in columns.values()}) != 1:
         raise ValueError("match frame columns differ in length")
     return columns
-
-
-def _check_columns(X: object) -> None:
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"MatchFeatures expects a match frame (pandas DataFrame), got {type(X).__name__}")
-    missing = [c for c in MATCH_COLUMNS if c not in X.columns]
-    if missing:
-        raise ValueError(f"match frame is missing columns: {', '.join(missing)}")
 
 
 def _skill_indicator(skill_strings: np.ndarray, index: dict[str, int]) -> np.ndarray:

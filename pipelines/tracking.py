@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -166,11 +165,3 @@ def recorded_figures(model_name: str, version: str) -> RecordedFigures:
 
 def load_version(model_name: str, version: str) -> Pipeline:
     return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
-
-
-def save_artifact_dir(run_id: str, files: Mapping[str, str], artifact_path: str) -> None:
-    """Log small text files (reports) under one artifact folder."""
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, text in files.items():
-            (Path(tmp) / name).write_text(text)
-        MlflowClient().log_artifacts(run_id, tmp, artifact_path)
