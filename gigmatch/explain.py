@@ -47,9 +47,11 @@ def _mean_replacement(estimator: BaseEstimator, features: np.ndarray) -> np.ndar
     return (base[None, :] - shifted).T
 
 
-def top_reasons(row_contributions: np.ndarray, count: int) -> np.ndarray:
-    """Indices of the `count` largest contributions by size, largest first."""
-    if count <= 0:
-        return np.empty(0, dtype=np.int64)
-    order = np.argsort(-np.abs(row_contributions), kind="stable")
-    return order[:count]
+def top_reasons(contributions_: np.ndarray, count: int) -> np.ndarray:
+    """Per row, the indices of the `count` largest contributions by size, largest first.
+
+    Rows x features in, rows x min(count, features) out; ties keep feature order.
+    """
+    count = max(0, min(count, contributions_.shape[-1]))
+    order = np.argsort(-np.abs(contributions_), axis=-1, kind="stable")
+    return order[..., :count]

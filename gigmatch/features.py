@@ -17,6 +17,9 @@ choice among competitors, and a request to the API carries all of them.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -73,6 +76,7 @@ FEATURES_VERSION = 2
 _SKILL_CATEGORY = {s.slug: s.category for s in SKILLS}
 _SKILL_BLOCK = 65_536  # rows per dense skill-indicator block
 _DURATION_INDEX = {name: i for i, name in enumerate(DURATIONS)}
+TEXT_CACHE_SIZE = 20_000  # distinct texts whose TF-IDF vectors a fitted transformer keeps
 
 
 class IncompatibleFeaturesError(ValueError):
@@ -208,15 +212,15 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
     def _text_similarity(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """Cosine of the TF-IDF vectors of description and profile (as TfidfVectorizer computes them).
 
-        Each distinct text is vectorised once, as a sparse dict; the cosine is a dot
-        product over the shorter one. No sparse matrices: they cost more than the
-        arithmetic for the few rows of a request.
+        Each distinct text is vectorised once (recent ones are kept, see `_TextVectors`)
+        as a sparse dict; the cosine is a dot product over the shorter one. No sparse
+        matrices: they cost more than the arithmetic for the few rows of a request.
         """
-        analyse = self.text_vectorizer_.build_analyzer()
+        vectors = _text_vectors(self)
         _, job_first, job_pos = np.unique(columns["job_id"], return_index=True, return_inverse=True)
         _, person_first, person_pos = np.unique(columns["freelancer_id"], return_index=True, return_inverse=True)
-        descriptions = [self._tfidf(analyse(str(t))) for t in columns["description"][job_first]]
-        profiles = [self._tfidf(analyse(str(t))) for t in columns["profile_text"][person_first]]
+        descriptions = [vectors.get(str(t)) for t in columns["description"][job_first]]
+        profiles = [vectors.get(str(t)) for t in columns["profile_text"][person_first]]
         similarity = np.empty(len(job_pos))
         for row, (j, p) in enumerate(zip(job_pos, person_pos, strict=True)):
             a, b = descriptions[j], profiles[p]
@@ -225,14 +229,57 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
             similarity[row] = sum(weight * b[t] for t, weight in a.items() if t in b)
         return similarity
 
-    def _tfidf(self, tokens: list[str]) -> dict[str, float]:
+
+class _TextVectors:
+    """TF-IDF vectors (sparse dicts, L2-normalised) of a fitted transformer, for recently seen texts.
+
+    Freelancers apply to many jobs with the same profile, so serving meets the same
+    texts again and again; vectorising a profile costs more than the rest of its row.
+    Bounded (least recently used out first) and keyed by the text itself, so a hit
+    is exactly the vector a miss would compute.
+    """
+
+    def __init__(self, features: MatchFeatures, capacity: int):
+        self._analyse = features.text_vectorizer_.build_analyzer()
+        self._idf = features.term_idf_
+        self._capacity = capacity
+        self._vectors: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self._lock = threading.Lock()  # one fitted transformer may score in several threads
+
+    def get(self, text: str) -> dict[str, float]:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+                return vector
+        vector = self._vectorise(text)
+        with self._lock:
+            self._vectors[text] = vector
+            if len(self._vectors) > self._capacity:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def _vectorise(self, text: str) -> dict[str, float]:
         counts: dict[str, int] = {}
-        for token in tokens:
-            if token in self.term_idf_:
+        for token in self._analyse(text):
+            if token in self._idf:
                 counts[token] = counts.get(token, 0) + 1
-        weights = {t: (1.0 + math.log(c)) * self.term_idf_[t] for t, c in counts.items()}  # sublinear tf
+        weights = {t: (1.0 + math.log(c)) * self._idf[t] for t, c in counts.items()}  # sublinear tf
         norm = math.sqrt(sum(w * w for w in weights.values()))
         return {t: w / norm for t, w in weights.items()} if norm > 0 else {}
+
+
+# Kept beside the transformer, not on it: its attributes are what skops saves with the model.
+_TEXT_VECTORS: weakref.WeakKeyDictionary[MatchFeatures, _TextVectors] = weakref.WeakKeyDictionary()
+_TEXT_VECTORS_LOCK = threading.Lock()
+
+
+def _text_vectors(features: MatchFeatures) -> _TextVectors:
+    with _TEXT_VECTORS_LOCK:
+        vectors = _TEXT_VECTORS.get(features)
+        if vectors is None or vectors._idf is not features.term_idf_:  # refitted since: start afresh
+            vectors = _TEXT_VECTORS[features] = _TextVectors(features, TEXT_CACHE_SIZE)
+        return vectors
 
 
 def _columns(X: object) -> dict[str, np.ndarray]:

@@ -14,6 +14,9 @@ from gigmatch.features import FEATURE_LABELS, FEATURE_NAMES
 from gigmatch.metrics import rank_within_groups
 from gigmatch.models import match_scores
 
+_NAMES = FEATURE_NAMES
+_LABELS = tuple(FEATURE_LABELS[name] for name in FEATURE_NAMES)
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -52,14 +55,23 @@ def rank_candidates(
     scores = match_scores(estimator, features)
     order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
     effects = contributions(estimator, features[order]) if n_reasons > 0 else np.zeros((len(order), 0))
-    freelancer_ids = np.asarray(frame["freelancer_id"])
-    ranked = []
-    for rank, (row, row_effects) in enumerate(zip(order, effects, strict=True), start=1):
-        reasons = [
-            Reason(FEATURE_NAMES[j], FEATURE_LABELS[FEATURE_NAMES[j]], float(features[row, j]), float(row_effects[j]))
-            for j in top_reasons(row_effects, n_reasons)
-        ]
-        ranked.append(RankedCandidate(int(freelancer_ids[row]), rank, float(scores[row]), reasons))
+    reason_columns = top_reasons(effects, n_reasons)  # ranked rows x n_reasons feature indices
+    freelancer_ids = np.asarray(frame["freelancer_id"])[order].tolist()
+    ranked_scores = scores[order].tolist()
+    values = np.take_along_axis(features[order], reason_columns, axis=1).tolist()
+    reason_effects = np.take_along_axis(effects, reason_columns, axis=1).tolist()
+    ranked = [
+        RankedCandidate(
+            freelancer_ids[i],
+            i + 1,
+            ranked_scores[i],
+            [
+                Reason(_NAMES[j], _LABELS[j], value, effect)
+                for j, value, effect in zip(reason_columns[i].tolist(), values[i], reason_effects[i], strict=True)
+            ],
+        )
+        for i in range(len(order))
+    ]
     return Ranking(ranked, features, scores)
 
 

@@ -9,13 +9,14 @@ dropped and counted: logging never fails or slows a request.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pydantic_core import to_json
 
 Row = dict[str, object]
 
@@ -70,8 +71,8 @@ class PredictionLog:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"predictions-{datetime.now(UTC):%Y%m%d}.jsonl"
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write("".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows))
-        except OSError:
+            with open(path, "ab") as handle:  # pydantic's serialiser: several times faster than json.dumps here
+                handle.write(b"".join(to_json(row) + b"\n" for row in rows))
+        except (OSError, ValueError):  # a full disk, or a value that will not serialise: count, never raise
             self._on_drop(len(rows))
             time.sleep(0.1)  # a failing disk should not turn this thread into a busy loop

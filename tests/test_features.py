@@ -123,3 +123,34 @@ def test_columns_and_frame_give_the_same_features(match: pd.DataFrame, fitted: M
     np.testing.assert_array_equal(fitted.transform(columns), fitted.transform(one_job))
     with pytest.raises(ValueError, match="differ in length"):
         fitted.transform({**columns, "rating": columns["rating"][:-1]})
+
+
+def test_cached_text_vectors_change_nothing_and_stay_bounded(
+    match: pd.DataFrame, fitted: MatchFeatures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gigmatch import features as features_module
+
+    sample = match.head(600)
+    uncached = clone(fitted).fit(match)  # a fresh instance: its own, empty cache
+    monkeypatch.setattr(features_module, "TEXT_CACHE_SIZE", 5)
+    small = clone(fitted).fit(match)
+    first = small.transform(sample)
+    again = small.transform(sample)  # hits for the texts still held, misses for the evicted ones
+    assert np.array_equal(first, again)
+    assert np.array_equal(first, uncached.transform(sample))
+    assert len(features_module._text_vectors(small)._vectors) <= 5
+    # The cache lives beside the transformer, not in it: what skops saves is unchanged.
+    assert set(vars(small)) == set(vars(clone(fitted).fit(match)))
+
+
+def test_refitting_starts_a_new_text_cache(match: pd.DataFrame) -> None:
+    from gigmatch import features as features_module
+
+    features = MatchFeatures(text_max_features=50).fit(match)
+    narrow = features.transform(match.head(200))[:, FEATURE_NAMES.index("text_similarity")]
+    features.set_params(text_max_features=2000).fit(match)
+    wide = features.transform(match.head(200))[:, FEATURE_NAMES.index("text_similarity")]
+    fresh = MatchFeatures(text_max_features=2000).fit(match).transform(match.head(200))
+    assert np.array_equal(wide, fresh[:, FEATURE_NAMES.index("text_similarity")])
+    assert not np.array_equal(narrow, wide)
+    assert features_module._text_vectors(features)._idf is features.term_idf_

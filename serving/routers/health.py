@@ -11,13 +11,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Status)
-def health() -> Status:
+async def health() -> Status:
     """Liveness: 200 while the process runs, model or not."""
     return Status(status="ok")
 
 
 @router.get("/ready", response_model=Status, responses={503: {"model": Status}})
-def ready(store: StoreDep, response: Response) -> Status:
+async def ready(store: StoreDep, response: Response) -> Status:
     """Readiness: 200 once a model is loaded, 503 (with the reason) until then."""
     bundle = store.current
     if bundle is None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
+from pydantic_core import to_json
 
 from gigmatch.features import FEATURE_NAMES
 from gigmatch.matching import match_columns_from_records
@@ -62,7 +62,7 @@ async def match(
             for c in ranking.candidates
         ],
     }
-    return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+    return Response(to_json(answer), media_type="application/json")
 
 
 def _log_record(request: MatchRequest, ranking: Ranking, model_name: str, version: str) -> dict[str, object]:

@@ -11,6 +11,6 @@ router = APIRouter(prefix="/v1", tags=["model"], dependencies=[ApiKey])
 
 
 @router.get("/model", response_model=ModelInfo, responses={503: {"description": "No model loaded"}})
-def model_info(bundle: BundleDep) -> ModelInfo:
+async def model_info(bundle: BundleDep) -> ModelInfo:
     """The served model's lineage: registered name, version, run id, data md5, git commit, test metrics."""
     return ModelInfo.model_validate(bundle.lineage)
