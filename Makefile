@@ -22,7 +22,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: help install run data repro train export serve serving-requirements push test test-fast lint format typecheck bench clean
+.PHONY: help install run data repro train export serve serving-requirements push test test-fast lint format typecheck hooks bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +76,9 @@ format: install ## Apply formatting and safe lint fixes
 
 typecheck: install ## Type-check the package
 	mypy
+
+hooks: install ## Install the git pre-commit hooks (ruff, format, guard against committing state, secrets, models)
+	pre-commit install
 
 bench: install ## Run the benchmarks (prints figures; the serving one needs wrk and an exported bundle)
 	python benchmarks/bench_data.py
