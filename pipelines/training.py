@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
+from threadpoolctl import threadpool_limits
 
 from gigmatch.config import CandidateParams, EvaluateParams, Params, load_params
 from gigmatch.dataset import read_tables
@@ -30,6 +31,7 @@ from gigmatch.evaluation import (
     slice_metrics,
 )
 from gigmatch.features import IncompatibleFeaturesError, MatchFeatures
+from gigmatch.fingerprint import FINGERPRINT_FILE, fingerprint_document, probe_rows, probe_summary, write_fingerprint
 from gigmatch.matching import build_match_frame
 from gigmatch.models import TrainingData, assemble_pipeline, fit_estimator, is_probabilistic, match_scores
 from gigmatch.promotion import CHAMPION, Decision, GateError, GateFigures, decide
@@ -285,6 +287,9 @@ def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
             ndcg_curve_frame(best.figures.name, [c.figures for c in candidates], references),
             calibration,
         )
+        write_fingerprint(
+            Path(params.train.reports_dir) / FINGERPRINT_FILE, _fingerprint(params, lineage, best, candidates, test)
+        )
 
     print(f"version {version} of {model_name} ({best.figures.name}) {decision.summary()}")
     return TrainingOutcome(best.figures.name, version, decision, metrics)
@@ -294,7 +299,10 @@ def run_training(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
     """Run the flow with the task runner sized from params.yaml."""
     params = load_params(params_path)
     runner: ThreadPoolTaskRunner = ThreadPoolTaskRunner(max_workers=params.train.parallel_candidates)
-    return train_flow.with_options(task_runner=runner)(params_path=params_path)  # type: ignore[arg-type]
+    # BLAS pools are process-wide: cap them around the whole flow too, so a candidate
+    # finishing first cannot restore the default for one still training beside it.
+    with threadpool_limits(limits=params.train.threads):
+        return train_flow.with_options(task_runner=runner)(params_path=params_path)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- helpers
@@ -315,6 +323,21 @@ def _log_run_figures(run_id: str, params: Params, splits: Splits, metrics: dict[
         **{f"jobs.{name}": count for name, count in splits.job_counts.items()},
     }
     tracking.log_figures(run_id, run_params, flat, {"selected_candidate": str(metrics["selected_candidate"])})
+
+
+def _fingerprint(
+    params: Params, lineage: Lineage, best: Candidate, candidates: list[Candidate], test: EvaluationSet
+) -> dict[str, object]:
+    """The selected model's fingerprint: scored on the probe through the assembled pipeline (what is served)."""
+    probe = test.frame.iloc[probe_rows(test.group)].reset_index(drop=True)
+    return fingerprint_document(
+        params=params,
+        data_md5=lineage.data_md5,
+        selected=best.figures.name,
+        probe=probe_summary(probe, match_scores(best.model, probe)),
+        test_metrics=best.figures.test,
+        valid_ndcg_at_10={c.figures.name: c.figures.valid["ndcg_at_10"] for c in candidates},
+    )
 
 
 def _calibration(candidates: list[Candidate], best: Candidate, test: EvaluationSet) -> pd.DataFrame:
