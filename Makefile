@@ -22,7 +22,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: help install run data repro train export serve serving-requirements push test test-fast lint format typecheck hooks bench clean
+.PHONY: help install run data repro train export serve serving-requirements push batch drift monitor monitor-serve metrics-diff verify test test-fast lint format typecheck hooks bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,31 @@ serving-requirements: $(UV) ## Re-export serving/requirements.txt (the image's p
 
 push: install ## Share the pinned data with the default DVC remote
 	dvc push
+
+# The drift gate's inputs; override on the command line, e.g. `make batch SCENARIO=concept`.
+SCENARIO ?= none
+BATCH_SEED ?= 1
+BATCH ?= batches/newest.parquet
+CURRENT ?= $(BATCH)
+BASE ?= HEAD
+
+batch: install ## Simulate the newest batch (SCENARIO=none|skill_demand|budget_inflation|new_region|rate_undercut|concept|missing_values)
+	gigmatch data batch --scenario $(SCENARIO) --seed $(BATCH_SEED) --out $(BATCH)
+
+drift: install ## Drift gate on CURRENT (default: the newest batch) vs the champion's training data; exit 0 ok, 1 drift, 2 contract, 3 error
+	gigmatch drift --current $(CURRENT)
+
+monitor: install ## Run the monitoring flow once: gate new prediction-log lines, retrain on drift
+	gigmatch monitor
+
+monitor-serve: install ## Run the monitoring flow on drift.monitor_cron until stopped (needs PREFECT_API_URL)
+	gigmatch monitor --serve
+
+metrics-diff: install ## Write reports/metrics_diff.md: dvc metrics diff against BASE (e.g. BASE=origin/main)
+	mkdir -p reports && dvc metrics diff --md $(BASE) > reports/.metrics_diff.md && mv reports/.metrics_diff.md reports/metrics_diff.md
+
+verify: install ## Reproduce the committed pipeline in a scratch clone; compare the model fingerprint (0 match, 1 diff)
+	gigmatch verify
 
 test: install ## Install, then run the test suite
 	pytest

@@ -2,7 +2,7 @@
 
 Exit codes, the same for every command:
   0  success
-  1  a check failed (the data does not match its pin)
+  1  a check failed (the data does not match its pin; the drift gate found drift)
   2  the data contract is broken (missing or mistyped columns, bad values, unreadable files)
   3  any other error (bad params.yaml, a crash)
   64 the command line itself is wrong (unknown option, bad argument)
@@ -27,6 +27,7 @@ from typer._click import exceptions as click_errors
 from gigmatch.bundle import BundleError
 from gigmatch.config import DEFAULT_PARAMS_PATH, Params, ParamsError, load_params, override
 from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
+from gigmatch.monitoring import ReferenceUnavailableError, write_frame
 from gigmatch.pinning import PinError, directory_md5, materialise
 from gigmatch.promotion import GateError
 from gigmatch.simulator import SNAPSHOT_STEPS, generate_snapshot
@@ -44,7 +45,7 @@ class ExitCode(IntEnum):
 console = Console(stderr=True)
 app = typer.Typer(
     help="gigmatch: rank the freelancers who applied to a job post, from pinned data to a served model.\n\n"
-    "Exit codes: 0 success, 1 a check failed, 2 data contract broken, 3 other error, 64 usage error.",
+    "Exit codes: 0 success, 1 a check failed (drift found), 2 data contract broken, 3 other error, 64 usage error.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -141,6 +142,141 @@ def data_pull(
 
     result = materialise(dvc_file, regenerate, force=force, log=lambda msg: console.print(f"[yellow]{msg}[/yellow]"))
     console.print(f"[green]data matches the pin[/green] {result.md5} (via {result.how})")
+
+
+@data_app.command("batch")
+def data_batch(
+    out: Annotated[Path, typer.Option(help="Parquet file to write the batch to (written atomically).")],
+    scenario: Annotated[str, typer.Option(help="Drift scenario (see above).")] = "none",
+    magnitude: Annotated[float | None, typer.Option(help="Size of the shift \\[default: the scenario's].")] = None,
+    rows: Annotated[int, typer.Option(min=1, help="About this many rows (whole jobs).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Batch seed: the same seed gives the same batch.")] = 0,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Simulate a "current" batch of applications (match table + outcome) with a named drift.
+
+    Drawn from a fresh marketplace with the params in params.yaml, from the same
+    part of the history as the training split, so `none` is the training data's
+    distribution. Scenarios (default magnitude): none; skill_demand (2.0 years of
+    demand trends); budget_inflation (0.25); new_region (0.25 of freelancers from
+    a rare region); rate_undercut (0.25 cheaper); concept (1.0: outcomes follow
+    other weights, features do not move); missing_values (0.3 of rows lose rating
+    and success rate). Feed it to `gigmatch drift --current`.
+    """
+    from gigmatch.simulator.drift import SCENARIOS, simulate_batch
+
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(
+            f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}", param_hint="--scenario"
+        )
+    params = _params(params_path)
+    window = 1.0 - params.split.valid_fraction - params.split.test_fraction
+    table = simulate_batch(params.simulate, scenario, magnitude, rows, seed, window=window)
+    write_frame(table, out)
+    console.print(f"{scenario} batch: {len(table):,} rows, {table['job_id'].nunique():,} jobs -> {out}")
+
+
+@app.command("drift")
+def drift(
+    current: Annotated[
+        Path, typer.Option(help="Parquet match table or monitoring frame, prediction log (.jsonl), or a directory.")
+    ],
+    reference: Annotated[
+        Path | None, typer.Option(help="Same kinds as --current \\[default: the champion's training rows].")
+    ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Where to write the reports \\[default: drift.report_dir].")
+    ] = None,
+    bundle: Annotated[Path, typer.Option(help="The champion's bundle (gigmatch export).")] = Path("bundle"),
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """The drift gate: compare a batch with the champion's training data.
+
+    Checks feature drift (per-column distance and the share of drifted columns),
+    score drift, rising missing values and, when the batch has outcomes, NDCG@10
+    against the champion's test figure; rules and thresholds are in params.yaml
+    (drift). Writes drift_report.html (Evidently, for people) and
+    drift_verdict.json (for machines) to the report directory, atomically.
+
+    Exit codes: 0 no drift; 1 drift beyond thresholds; 2 data contract broken
+    (missing or mistyped columns, unreadable input); 3 any other error (no
+    bundle, bad params.yaml). A run that exits 2 or 3 leaves earlier reports as they were.
+    """
+    from gigmatch.drift_report import run_gate
+    from pipelines.drift_html import build_html_report
+
+    params = _params(params_path)
+    outcome = run_gate(params, current, reference, bundle, report_dir or params.drift.report_dir, build_html_report)
+    verdict = outcome.verdict
+    colour = "red" if verdict.drift_detected else "green"
+    console.print(
+        f"[{colour}]{'drift' if verdict.drift_detected else 'no drift'}[/{colour}]: "
+        f"{verdict.drifted_share:.0%} of columns drifted; failed rules: {', '.join(verdict.failed_rules) or 'none'}"
+    )
+    console.print(f"reports: {outcome.html_path} and {outcome.verdict_path}")
+    if verdict.drift_detected:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@app.command("monitor")
+def monitor(
+    bundle: Annotated[Path, typer.Option(help="The champion's bundle (gigmatch export).")] = Path("bundle"),
+    retrain: Annotated[bool, typer.Option(help="Start the training flow when the gate finds drift.")] = True,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Keep running on drift.monitor_cron (needs a Prefect API: PREFECT_API_URL).")
+    ] = False,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """The monitoring flow (Prefect): gate the prediction-log lines written since its last run.
+
+    Reads drift.prediction_log_dir from where the last run stopped; with fewer
+    than drift.min_current_rows new rows it waits for more. Otherwise it runs the
+    drift gate (reports in drift.report_dir) and, on drift, the training flow,
+    which promotes a new champion only through its own gate. Exit codes as
+    `gigmatch drift`: 0 no drift (or waiting), 1 drift, 2 contract broken, 3 error.
+    """
+    from pipelines.monitoring import monitor_flow, serve_monitoring
+
+    if serve:
+        serve_monitoring(params_path, bundle)
+        return
+    outcome = monitor_flow(params_path=params_path, bundle=bundle, retrain_on_drift=retrain)
+    if outcome.status == "waiting":
+        console.print(f"{outcome.new_rows:,} new rows: waiting for drift.min_current_rows before gating")
+        return
+    assert outcome.gate is not None
+    console.print(f"{outcome.status}: {outcome.new_rows:,} rows gated; reports in {outcome.gate.verdict_path.parent}")
+    if outcome.retraining is not None:
+        console.print(f"retrained: version {outcome.retraining.version}, {outcome.retraining.decision.summary()}")
+    if outcome.status == "drift":
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@app.command("verify")
+def verify(
+    rev: Annotated[str, typer.Option(help="Commit to verify.")] = "HEAD",
+    keep_scratch: Annotated[bool, typer.Option(help="Keep the scratch workspace (always kept on failure).")] = False,
+    scratch: Annotated[
+        Path | None, typer.Option(help="Empty scratch directory to use (kept).", file_okay=False)
+    ] = None,
+    full: Annotated[
+        bool, typer.Option(help="Train even when the inputs already differ from the committed fingerprint's.")
+    ] = False,
+) -> None:
+    """Reproduce a commit's pipeline in a scratch clone and compare its model fingerprint.
+
+    Clones the commit, materialises the data data.dvc pins (md5 checked), checks
+    the installed packages against uv.lock, runs `dvc repro` with a fresh MLflow
+    store, and compares the selected model's fingerprint (scores on a probe set,
+    parameters, test metrics) with reports/fingerprint.json. Exit codes: 0 it
+    matches bit for bit; 1 it differs (the diff names the stage and figure);
+    2 the data contract is broken; 3 any other error.
+    """
+    from gigmatch.verify import run_verify_command
+
+    code = run_verify_command(Path("."), keep_scratch, rev=rev, scratch_dir=scratch, full=full)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("train")
@@ -282,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     except PinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.CHECK_FAILED
-    except (BundleError, GateError) as exc:
+    except (BundleError, GateError, ReferenceUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ERROR
     except ParamsError as exc:

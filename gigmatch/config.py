@@ -116,6 +116,40 @@ class PromoteParams(_Section):
     min_fairness_ratio: Annotated[float, Field(ge=0, le=1)]
 
 
+DriftMethod = Literal["wasserstein", "jensenshannon", "psi"]
+
+
+class ColumnRule(_Section):
+    """How one column's drift is measured (Evidently's method names) and from what value it counts as drift."""
+
+    method: DriftMethod
+    threshold: Annotated[float, Field(gt=0)]
+
+
+class DriftParams(_Section):
+    """The drift gate (`gigmatch drift`): rules, thresholds and where reports go.
+
+    Thresholds are distances between the reference and the current batch, calibrated
+    on batches of 2,000 rows (about 80 jobs): smaller batches are noisier and raise
+    more false alarms, larger ones fewer.
+    """
+
+    report_dir: Path
+    reference_cache_dir: Path
+    prediction_log_dir: Path
+    monitor_cron: Annotated[str, Field(pattern=r"^\S+( \S+){4}$")]  # five cron fields
+    numeric: ColumnRule
+    categorical: ColumnRule
+    columns: dict[str, ColumnRule]  # per-column overrides of the two defaults
+    drift_share: Annotated[float, Field(gt=0, le=1)]
+    score: ColumnRule
+    max_missing_increase: Annotated[float, Field(gt=0, le=1)]
+    ndcg_k: Annotated[int, Field(ge=1)]
+    max_ndcg_drop: Annotated[float, Field(gt=0, le=1)]
+    html_reference_rows: Annotated[int, Field(ge=1000)]
+    min_current_rows: Annotated[int, Field(ge=1)]  # the batch size the thresholds were calibrated for
+
+
 class Params(_Section):
     data: DataParams
     simulate: SimulateParams
@@ -125,6 +159,7 @@ class Params(_Section):
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
     promote: PromoteParams
+    drift: DriftParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

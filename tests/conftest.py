@@ -142,3 +142,16 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path
     }
     (out / "lineage.json").write_text(json.dumps(lineage))
     return out
+
+
+@pytest.fixture(scope="session")
+def drift_reference(tmp_path_factory: pytest.TempPathFactory, params: Params, bundle_dir: Path) -> Path:
+    """A monitoring frame of 20,000 `none` rows scored by the test bundle: the drift gate's reference."""
+    from gigmatch.bundle import load_bundle
+    from gigmatch.monitoring import frame_from_match_table, write_frame
+    from gigmatch.simulator.drift import simulate_batch
+
+    table = simulate_batch(params.simulate, "none", None, 20_000, seed=9_001)
+    path = tmp_path_factory.mktemp("drift") / "reference.parquet"
+    write_frame(frame_from_match_table(table, load_bundle(bundle_dir).model), path)
+    return path
