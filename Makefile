@@ -37,12 +37,12 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 
 install: $(STAMP) ## Create .venv from uv.lock (bootstraps uv with pip if needed)
 
-run: install data repro export push ## Install, then run the whole lifecycle on the embedded defaults
+run: install data repro push ## Install, then run the whole lifecycle on the embedded defaults
 
 data: install ## Materialise the snapshot data.dvc pins (cache, remote, else regenerate; md5 checked)
 	gigmatch data pull
 
-repro: install ## Reproduce the DVC pipeline: validate, train (dvc repro)
+repro: install ## Reproduce the DVC pipeline: validate, train, export, batch, monitor (dvc repro)
 	dvc repro
 
 train: install ## Run the training flow now, even if DVC would skip it

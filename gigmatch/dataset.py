@@ -152,7 +152,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 would make reports private to one user
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _default_file_mode() -> int:
+    """What `open()` would give a new file: 0666 less the process umask (read once, at import:
+    reading it means setting it, which is not safe while other threads create files)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()

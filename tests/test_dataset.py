@@ -55,3 +55,18 @@ def test_valid_frames_replace_the_snapshot(small_snapshot: Path, small_simulate:
         "jobs.parquet",
     ]
     assert len(read_tables(small_snapshot)["applications"]) == len(market.applications)
+
+
+def test_atomic_text_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """Reports are shared files: not the 0600 a temporary file is created with."""
+    import os
+
+    from gigmatch.dataset import atomic_write_text
+
+    target = tmp_path / "report.json"
+    atomic_write_text(target, "{}\n")
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}\n")
+    assert target.read_text() == "{}\n"
+    assert os.stat(target).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -145,3 +145,11 @@ def test_written_snapshot_reads_back_equal(small_snapshot: Path, small_simulate:
         frames["applications"]["outcome"], pd.Series(market.applications["outcome"], name="outcome")
     )
     assert list(frames["freelancers"]["skills"].iloc[0]) == list(market.freelancers["skills"].iloc[0])
+
+
+def test_a_top_up_round_with_no_eligible_applicant_is_fine() -> None:
+    """Small batches meet rounds where every drawn candidate signed up after the post."""
+    from gigmatch.simulator.applications import _first_occurrences
+
+    assert _first_occurrences(np.array([], dtype=np.int64)).tolist() == []
+    assert _first_occurrences(np.array([5, 3, 5, 1, 3])).tolist() == [0, 1, 3]

@@ -105,6 +105,8 @@ def _first_occurrences(key: np.ndarray) -> np.ndarray:
 
     A stable sort, not np.unique: numpy's hash-based unique is several times slower here.
     """
+    if len(key) == 0:  # a top-up round where every drawn candidate signed up after the post
+        return np.empty(0, dtype=np.intp)
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     is_first = np.r_[True, sorted_key[1:] != sorted_key[:-1]]

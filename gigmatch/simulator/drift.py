@@ -30,7 +30,7 @@ import pandas as pd
 
 from gigmatch.config import SimulateParams, UtilityWeights, override
 from gigmatch.matching import MATCH_COLUMNS, build_match_frame
-from gigmatch.simulator.applications import Applicants, sample_applicants
+from gigmatch.simulator.applications import sample_applicants
 from gigmatch.simulator.freelancers import FreelancerPool, simulate_freelancers
 from gigmatch.simulator.jobs import JobBoard, simulate_jobs
 from gigmatch.simulator.outcomes import simulate_outcomes
@@ -47,7 +47,6 @@ _SLACK = 1.15  # simulate a few more jobs than needed, then keep whole jobs up t
 _DEMAND_OVERSAMPLE = 6  # job posts drawn per job kept when demand is re-weighted
 _BATCH_SEED_TAG = 0xD21F7  # keeps batch marketplaces apart from the snapshot's own seed
 _MIN_POOL = 2500
-_APPLICANT_ATTEMPTS = 10
 _MIN_RATE_USD = 3.0  # the simulator's floor on hourly rates
 
 
@@ -113,7 +112,7 @@ def simulate_batch(
     jobs = _earliest(simulate_jobs(rng_jobs, base, timeline), window)
     if scenario in _JOB_SHIFTS:
         jobs = _JOB_SHIFTS[scenario](jobs, size, rng_shift)
-    applicants = _sample_applicants(rng_applicants, base, jobs, freelancers)
+    applicants = sample_applicants(rng_applicants, base, jobs, freelancers)
     weights = _concept_weights(base.utility, size) if scenario == "concept" else base.utility
     outcomes = simulate_outcomes(rng_outcomes, weights, jobs, freelancers, applicants)
     applications = pd.DataFrame(
@@ -132,23 +131,6 @@ def simulate_batch(
 
 def _batch_seed(project_seed: int, seed: int) -> int:
     return int(np.random.SeedSequence((_BATCH_SEED_TAG, project_seed, seed)).generate_state(1)[0])
-
-
-def _sample_applicants(
-    rng: np.random.Generator, params: SimulateParams, jobs: JobBoard, freelancers: FreelancerPool
-) -> Applicants:
-    """`sample_applicants`, drawn again (deterministically) if it hits its empty-round bug.
-
-    `applications._first_occurrences` fails when every candidate drawn in a top-up
-    round signed up after the job was posted. A full-size snapshot never meets it;
-    a batch of ~100 jobs sometimes does. Remove this wrapper once that is fixed.
-    """
-    for _attempt in range(_APPLICANT_ATTEMPTS):
-        try:
-            return sample_applicants(rng, params, jobs, freelancers)
-        except IndexError:
-            continue
-    raise RuntimeError(f"could not draw applicants in {_APPLICANT_ATTEMPTS} attempts")
 
 
 def _earliest(jobs: JobBoard, window: float) -> JobBoard:
