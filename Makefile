@@ -109,6 +109,7 @@ bench: install ## Run the benchmarks (prints figures; the serving one needs wrk 
 	python benchmarks/bench_data.py
 	python benchmarks/bench_training.py
 	python benchmarks/bench_serving.py
+	python benchmarks/bench_drift.py
 
 clean: ## Remove caches and the virtual environment (keeps data and the DVC cache)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache
