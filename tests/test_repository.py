@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -97,3 +98,23 @@ def test_dvc_pipeline_is_well_formed() -> None:
     result = subprocess.run([sys.executable, "-m", "dvc", "dag"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "validate" in result.stdout and "train" in result.stdout
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_make_calls_name_real_targets(workflow: Path) -> None:
+    """Every `make TARGET VAR=...` a workflow runs resolves in the Makefile (a dry run)."""
+    spec = yaml.safe_load(workflow.read_text())
+    runs = [step["run"] for job in spec["jobs"].values() for step in job["steps"] if "run" in step]
+    for run in runs:
+        # Expressions such as ${{ inputs.scenario || 'none' }} are GitHub's; stand in a plain value.
+        call = re.sub(r"\$\{\{.*?\}\}", "none", run).split()
+        result = subprocess.run(["make", "-n", *call[1:]], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, f"{run}: {result.stderr}"
+
+
+def test_the_deployment_waits_for_the_drift_gate() -> None:
+    spec = yaml.safe_load((ROOT / ".github" / "workflows" / "pipeline.yml").read_text())
+    gate_steps = [step.get("run", "") for step in spec["jobs"]["gate"]["steps"]]
+    assert "make drift" in gate_steps and "make repro" in gate_steps
+    assert spec["jobs"]["image"]["needs"] == "gate"
+    assert any("build-push-action" in step.get("uses", "") for step in spec["jobs"]["image"]["steps"])
