@@ -7,6 +7,7 @@ to load never replaces the one being served.
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 
@@ -39,4 +40,18 @@ class ModelStore:
                 raise
             self._bundle = bundle  # a single reference assignment: atomic for readers
             self._error = None
+            _freeze_long_lived_objects()
             return bundle
+
+
+def _freeze_long_lived_objects() -> None:
+    """Move what is alive now (libraries, the model) out of the garbage collector's view.
+
+    A full collection walks every tracked object: about 200,000 once a model is
+    loaded, 150-250 ms here, a pause that lands on whichever request triggers it
+    (the p99). Frozen objects are skipped. Unfreezing first lets the previous model
+    be collected before the new set is frozen.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

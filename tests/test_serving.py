@@ -310,3 +310,20 @@ def test_batch_scoring_refuses_bad_input(tmp_path: Path, bundle_dir: Path, capsy
     assert (
         main(["score", str(tmp_path / "thin.parquet"), str(out), "--bundle", str(tmp_path / "none")]) == ExitCode.ERROR
     )
+
+
+def test_loading_freezes_the_heap_and_a_reload_frees_the_old_model(bundle_dir: Path) -> None:
+    """Loading freezes the heap (full collections skip it: no p99 pauses); nothing keeps a replaced model alive."""
+    import gc
+    import weakref
+
+    from serving.model_store import ModelStore
+
+    store = ModelStore(bundle_dir)
+    first = store.load()
+    assert gc.get_freeze_count() > 0
+    old_model = weakref.ref(first.model)
+    del first
+    store.load()
+    assert old_model() is None
+    gc.unfreeze()
