@@ -22,7 +22,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: help install run data repro train export serve serving-requirements push batch drift monitor monitor-serve metrics-diff verify test test-fast lint format typecheck hooks bench clean
+.PHONY: help install run data repro train export serve serving-requirements push batch drift monitor monitor-serve metrics-diff verify new-project test test-fast lint format typecheck hooks bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,14 +82,17 @@ monitor-serve: install ## Run the monitoring flow on drift.monitor_cron until st
 metrics-diff: install ## Write reports/metrics_diff.md: dvc metrics diff against BASE (e.g. BASE=origin/main)
 	mkdir -p reports && dvc metrics diff --md $(BASE) > reports/.metrics_diff.md && mv reports/.metrics_diff.md reports/metrics_diff.md
 
+new-project: install ## Start a client project from this one: make new-project NAME=acme_match [DEST=../acme_match]
+	gigmatch new-project $(NAME) $(if $(DEST),--dest $(DEST))
+
 verify: install ## Reproduce the committed pipeline in a scratch clone; compare the model fingerprint (0 match, 1 diff)
 	gigmatch verify
 
 test: install ## Install, then run the test suite
 	pytest
 
-test-fast: install ## Run the suite without the slow tests
-	pytest -m "not slow"
+test-fast: install ## Run the suite without the slow tests (nor the client-project lifecycle)
+	pytest -m "not slow and not template"
 
 lint: install ## Lint and check formatting
 	ruff check .

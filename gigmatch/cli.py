@@ -28,6 +28,7 @@ from gigmatch.bundle import BundleError
 from gigmatch.config import DEFAULT_PARAMS_PATH, Params, ParamsError, load_params, override
 from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
 from gigmatch.monitoring import ReferenceUnavailableError, write_frame
+from gigmatch.new_project import NewProjectError, create_project
 from gigmatch.pinning import PinError, directory_md5, materialise
 from gigmatch.promotion import GateError
 from gigmatch.simulator import SNAPSHOT_STEPS, generate_snapshot
@@ -174,6 +175,86 @@ def data_batch(
     table = simulate_batch(params.simulate, scenario, magnitude, rows, seed, window=window)
     write_frame(table, out)
     console.print(f"{scenario} batch: {len(table):,} rows, {table['job_id'].nunique():,} jobs -> {out}")
+
+
+@data_app.command("import")
+def data_import(
+    source: Annotated[
+        Path, typer.Argument(help="Directory with the client's jobs, freelancers and applications (.parquet or .csv).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Snapshot directory to write \\[default: data.dir in params.yaml].")
+    ] = None,
+    pin: Annotated[bool, typer.Option(help="Pin the snapshot with `dvc add` (writes data.dvc).")] = True,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Bring your own data: read a client's three tables into a snapshot that meets the data contract.
+
+    Columns are renamed by data.import.columns in params.yaml (client name ->
+    contract name); skill lists given as text are split by
+    data.import.list_separator; timestamps without an offset are read in
+    data.import.timezone and stored in UTC. The result is checked with the same
+    contract as `data validate` and only then replaces the snapshot; with --pin
+    (default) `dvc add` pins it. `gigmatch data schema` lists the columns needed.
+    Exits 2 naming each table.column, check and rows if the data breaks the
+    contract (nothing is written), 3 on a bad mapping in params.yaml.
+    """
+    from gigmatch.byo import import_snapshot
+    from gigmatch.pinning import run_dvc
+
+    params = _params(params_path)
+    target = out or params.data.dir
+    with console.status(f"importing {source}"):
+        result = import_snapshot(source, target, params.data.import_)
+    for table, columns in result.ignored.items():
+        if columns:
+            console.print(f"{table}: ignored columns not in the contract: {', '.join(columns)}")
+    _print_summary(summary_metrics(result.frames), target)
+    console.print(f"md5 {directory_md5(target)}")
+    if pin:
+        added = run_dvc(["add", str(target)], Path("."))
+        if added.returncode != 0:
+            raise PinError(
+                f"{target} was written but `dvc add {target}` failed: {added.stderr.strip() or added.stdout}"
+            )
+        console.print(f"pinned: `git add {target}.dvc` and commit it, then `dvc repro`")
+
+
+@data_app.command("schema")
+def data_schema() -> None:
+    """Print the tables and columns the pipeline needs (Markdown), generated from the data contract.
+
+    Use it to brief a client or to map their columns in params.yaml
+    (data.import.columns) before `gigmatch data import`.
+    """
+    from gigmatch.byo import contract_markdown
+
+    typer.echo(contract_markdown(), nl=False)
+
+
+@app.command("new-project")
+def new_project(
+    name: Annotated[str, typer.Argument(help="Package name of the new project: a lowercase Python identifier.")],
+    dest: Annotated[
+        Path | None, typer.Option(help="Directory to create (must not exist or be empty) \\[default: ../NAME].")
+    ] = None,
+    dvc_remote: Annotated[
+        str | None,
+        typer.Option(help="URL of the new project's default DVC remote \\[default: ~/.cache/NAME/dvc-storage]."),
+    ] = None,
+) -> None:
+    """Start a client project: a fresh git repository with this project's code under a new name.
+
+    Copies the files git tracks (and untracked files it does not ignore), renames
+    the package, command, model (NAME-ranker), environment variables (NAME_*)
+    and DVC remote, leaves out this project's data pin, lock and reports, and
+    makes one initial commit. Next steps are printed.
+    """
+    root = Path(__file__).resolve().parents[1]
+    target = dest or root.parent / name
+    created = create_project(root, name, target, dvc_remote)
+    console.print(f"[green]created[/green] {created.dest} ({created.files} files, commit {created.commit[:12]})")
+    typer.echo(created.next_steps)
 
 
 @app.command("drift")
@@ -418,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     except PinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.CHECK_FAILED
-    except (BundleError, GateError, ReferenceUnavailableError) as exc:
+    except (BundleError, GateError, ReferenceUnavailableError, NewProjectError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ERROR
     except ParamsError as exc:

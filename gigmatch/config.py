@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -72,8 +73,47 @@ class SimulateParams(_Section):
         return self
 
 
+class ImportColumns(_Section):
+    """Per table, the client's column name -> the contract's (`gigmatch data schema` lists the contract's)."""
+
+    jobs: dict[str, str]
+    freelancers: dict[str, str]
+    applications: dict[str, str]
+
+    @model_validator(mode="after")
+    def _one_source_per_column(self) -> ImportColumns:
+        for table in ("jobs", "freelancers", "applications"):
+            targets = list(getattr(self, table).values())
+            doubled = sorted({t for t in targets if targets.count(t) > 1})
+            if doubled:
+                raise ValueError(f"{table}: several client columns map to {', '.join(doubled)}")
+        return self
+
+
+class ImportParams(_Section):
+    """`gigmatch data import`: how a client's tables are read into the snapshot."""
+
+    timezone: str | None  # zone of timestamps that carry none; None refuses them
+    list_separator: Annotated[str, Field(min_length=1)]  # between skills when a list arrives as text
+    columns: ImportColumns
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> ImportParams:
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(
+                    f"unknown timezone {self.timezone!r} (an IANA name such as UTC or Europe/Berlin)"
+                ) from exc
+        return self
+
+
 class DataParams(_Section):
     dir: Path
+    import_: ImportParams = Field(alias="import")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class ValidateParams(_Section):

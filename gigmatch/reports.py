@@ -69,6 +69,9 @@ def ndcg_curve_frame(selected: str, candidates: list[CandidateFigures], referenc
         columns[candidate.name] = candidate.ndcg_curve
     for name, curve in references.ndcg_curve.items():
         columns[name if name == "oracle" else f"baseline_{name}"] = curve
+    # Without the simulator's truth (a client's data) the oracle column stays, empty, so the
+    # plot that dvc.yaml declares keeps every field it names and still draws the rest.
+    columns.setdefault("oracle", [float("nan")] * len(CURVE_KS))
     return pd.DataFrame(columns)
 
 

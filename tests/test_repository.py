@@ -74,24 +74,19 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 def test_dvc_metrics_show_the_ranking_figures() -> None:
     """The committed training metrics, read through the real `dvc metrics show --json`."""
+    if not (ROOT / "reports" / "train_metrics.json").exists():
+        pytest.skip("no training committed yet (a new client project): import data, make repro, commit")
     result = subprocess.run(
         [sys.executable, "-m", "dvc", "metrics", "show", "--json"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     files = json.loads(result.stdout)[""]["data"]
     metrics = _flatten(files["reports/train_metrics.json"]["data"])
-    for key in (
-        "test.ndcg_at_10",
-        "test.oracle_ndcg_at_10",
-        "test.baseline_skill_overlap_ndcg_at_10",
-        "test.baseline_random_ndcg_at_10",
-    ):
+    for key in ("test.ndcg_at_10", "test.baseline_skill_overlap_ndcg_at_10", "test.baseline_random_ndcg_at_10"):
         assert isinstance(metrics[key], float), key
     assert metrics["test.baseline_random_ndcg_at_10"] < metrics["test.baseline_skill_overlap_ndcg_at_10"]
-    assert (
-        metrics["test.baseline_skill_overlap_ndcg_at_10"]
-        < metrics["test.ndcg_at_10"]
-        <= metrics["test.oracle_ndcg_at_10"]
-    )
+    assert metrics["test.baseline_skill_overlap_ndcg_at_10"] < metrics["test.ndcg_at_10"]
+    if "test.oracle_ndcg_at_10" in metrics:  # only simulated data knows the truth
+        assert metrics["test.ndcg_at_10"] <= metrics["test.oracle_ndcg_at_10"]
 
 
 def test_dvc_pipeline_is_well_formed() -> None:

@@ -250,7 +250,7 @@ def verified_repo(tmp_path_factory: pytest.TempPathFactory, git_env: None, prefe
         "GIGMATCH_ARTIFACT_ROOT": str(base / "origin-mlruns"),
         "PREFECT_API_URL": prefect_url,
     }
-    _dvc(["repro"], repo, env)
+    _dvc(["repro", "train"], repo, env)
     assert (repo / "reports" / "fingerprint.json").is_file()
     _commit(repo, "reproduce: dvc.lock, reports and the fingerprint")
     return repo
