@@ -62,7 +62,7 @@ def _git(args: list[str], cwd: Path) -> str:
 
 def test_the_project_is_renamed_everywhere(project: Path) -> None:
     files = _git(["ls-files"], project).split()
-    assert f"{NAME}/cli.py" in files and not any(f.startswith(TEMPLATE_NAME) for f in files)
+    assert f"{NAME}/cli/__init__.py" in files and not any(f.startswith(TEMPLATE_NAME) for f in files)
     leftovers = [f for f in files if TEMPLATE_NAME in (project / f).read_text(errors="replace").lower()]
     assert leftovers == []
     pyproject = (project / "pyproject.toml").read_text()

@@ -1,0 +1,191 @@
+"""`gigmatch data ...`: generate, validate, pull, import and describe the snapshot; simulate batches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+# Typer vendors its own click; its exceptions live here.
+from gigmatch.cli.common import ParamsOption, _params, _progress, console, data_app
+from gigmatch.config import DEFAULT_PARAMS_PATH, override
+from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
+from gigmatch.monitoring import write_frame
+from gigmatch.pinning import PinError, directory_md5, materialise
+from gigmatch.simulator import SNAPSHOT_STEPS, generate_snapshot
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[
+        Path | None, typer.Option(help="Directory to write the snapshot to \\[default: data.dir in params.yaml].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override simulate.seed.")] = None,
+    jobs: Annotated[int | None, typer.Option(min=10, help="Override simulate.n_jobs.")] = None,
+    freelancers: Annotated[int | None, typer.Option(min=100, help="Override simulate.n_freelancers.")] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Simulate the gig marketplace and write its tables as Parquet.
+
+    Deterministic: the same params give byte-identical files. The snapshot is
+    validated against the data contract before it replaces the old one, so a
+    failed run leaves the previous snapshot in place.
+    """
+    params = _params(params_path)
+    overrides = {k: v for k, v in {"seed": seed, "n_jobs": jobs, "n_freelancers": freelancers}.items() if v is not None}
+    simulate = override(params.simulate, **overrides)
+    target = out or params.data.dir
+    with _progress() as progress:
+        task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
+
+        def advance(step: str) -> None:
+            progress.update(task, advance=1, description=step)
+
+        frames = generate_snapshot(simulate, target, advance)
+    _print_summary(summary_metrics(frames), target)
+    console.print(f"md5 {directory_md5(target)}  (compare with data.dvc)")
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[
+        Path | None, typer.Argument(help="Snapshot directory \\[default: data.dir in params.yaml].")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write headline figures as JSON here (only when valid).")] = None,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Check a snapshot against the data contract.
+
+    Types, ranges, unique ids, allowed categories and skills, non-empty text,
+    foreign keys from applications to jobs and freelancers, and time order.
+    Exits 0 when valid and 2 when not, naming the table, column, failing check
+    and a few offending rows.
+    """
+    directory = path or _params(params_path).data.dir
+    with console.status(f"validating {directory}"):
+        frames = read_tables(directory)
+    metrics = summary_metrics(frames)
+    if report:
+        atomic_write_text(report, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    _print_summary(metrics, directory)
+    console.print(f"[green]valid[/green]: {directory} meets the data contract")
+
+
+@data_app.command("pull")
+def data_pull(
+    dvc_file: Annotated[Path, typer.Option(help="The pin file.")] = Path("data.dvc"),
+    force: Annotated[bool, typer.Option(help="Replace a workspace copy that differs from the pin.")] = False,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Materialise exactly the snapshot that data.dvc pins.
+
+    Tries the workspace, the DVC cache, the default DVC remote, then
+    regenerates from the seed in params.yaml. Fails (exit 1) and changes
+    nothing if the result's md5 differs from the pin.
+    """
+    params = _params(params_path)
+
+    def regenerate(target: Path) -> None:
+        with _progress() as progress:
+            task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
+            generate_snapshot(params.simulate, target, lambda step: progress.update(task, advance=1, description=step))
+
+    result = materialise(dvc_file, regenerate, force=force, log=lambda msg: console.print(f"[yellow]{msg}[/yellow]"))
+    console.print(f"[green]data matches the pin[/green] {result.md5} (via {result.how})")
+
+
+@data_app.command("batch")
+def data_batch(
+    out: Annotated[Path, typer.Option(help="Parquet file to write the batch to (written atomically).")],
+    scenario: Annotated[str, typer.Option(help="Drift scenario (see above).")] = "none",
+    magnitude: Annotated[float | None, typer.Option(help="Size of the shift \\[default: the scenario's].")] = None,
+    rows: Annotated[int, typer.Option(min=1, help="About this many rows (whole jobs).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Batch seed: the same seed gives the same batch.")] = 0,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Simulate a "current" batch of applications (match table + outcome) with a named drift.
+
+    Drawn from a fresh marketplace with the params in params.yaml, from the same
+    part of the history as the training split, so `none` is the training data's
+    distribution. Scenarios (default magnitude): none; skill_demand (2.0 years of
+    demand trends); budget_inflation (0.25); new_region (0.25 of freelancers from
+    a rare region); rate_undercut (0.25 cheaper); concept (1.0: outcomes follow
+    other weights, features do not move); missing_values (0.3 of rows lose rating
+    and success rate). Feed it to `gigmatch drift --current`.
+    """
+    from gigmatch.simulator.drift import SCENARIOS, simulate_batch
+
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(
+            f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}", param_hint="--scenario"
+        )
+    params = _params(params_path)
+    window = 1.0 - params.split.valid_fraction - params.split.test_fraction
+    table = simulate_batch(params.simulate, scenario, magnitude, rows, seed, window=window)
+    write_frame(table, out)
+    console.print(f"{scenario} batch: {len(table):,} rows, {table['job_id'].nunique():,} jobs -> {out}")
+
+
+@data_app.command("import")
+def data_import(
+    source: Annotated[
+        Path, typer.Argument(help="Directory with the client's jobs, freelancers and applications (.parquet or .csv).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Snapshot directory to write \\[default: data.dir in params.yaml].")
+    ] = None,
+    pin: Annotated[bool, typer.Option(help="Pin the snapshot with `dvc add` (writes data.dvc).")] = True,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Bring your own data: read a client's three tables into a snapshot that meets the data contract.
+
+    Columns are renamed by data.import.columns in params.yaml (client name ->
+    contract name); skill lists given as text are split by
+    data.import.list_separator; timestamps without an offset are read in
+    data.import.timezone and stored in UTC. The result is checked with the same
+    contract as `data validate` and only then replaces the snapshot; with --pin
+    (default) `dvc add` pins it. `gigmatch data schema` lists the columns needed.
+    Exits 2 naming each table.column, check and rows if the data breaks the
+    contract (nothing is written), 3 on a bad mapping in params.yaml.
+    """
+    from gigmatch.byo import import_snapshot
+    from gigmatch.pinning import run_dvc
+
+    params = _params(params_path)
+    target = out or params.data.dir
+    with console.status(f"importing {source}"):
+        result = import_snapshot(source, target, params.data.import_)
+    for table, columns in result.ignored.items():
+        if columns:
+            console.print(f"{table}: ignored columns not in the contract: {', '.join(columns)}")
+    _print_summary(summary_metrics(result.frames), target)
+    console.print(f"md5 {directory_md5(target)}")
+    if pin:
+        added = run_dvc(["add", str(target)], Path("."))
+        if added.returncode != 0:
+            raise PinError(
+                f"{target} was written but `dvc add {target}` failed: {added.stderr.strip() or added.stdout}"
+            )
+        console.print(f"pinned: `git add {target}.dvc` and commit it, then `dvc repro`")
+
+
+@data_app.command("schema")
+def data_schema() -> None:
+    """Print the tables and columns the pipeline needs (Markdown), generated from the data contract.
+
+    Use it to brief a client or to map their columns in params.yaml
+    (data.import.columns) before `gigmatch data import`.
+    """
+    from gigmatch.byo import contract_markdown
+
+    typer.echo(contract_markdown(), nl=False)
+
+
+def _print_summary(metrics: dict[str, float | int], directory: Path) -> None:
+    table = Table(title=f"snapshot {directory}", show_header=False)
+    for key, value in metrics.items():
+        table.add_row(key, str(value))
+    console.print(table)

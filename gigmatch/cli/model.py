@@ -1,0 +1,121 @@
+"""Train, export, serve and batch-score the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# Typer vendors its own click; its exceptions live here.
+from gigmatch.cli.common import ParamsOption, _params, app, console
+from gigmatch.config import DEFAULT_PARAMS_PATH
+from gigmatch.validation import ContractError, Violation
+
+
+@app.command("train")
+def train(params_path: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Train the candidate models and gate the champion (a Prefect flow, tracked in MLflow).
+
+    Splits the pinned snapshot by time, trains every candidate in params.yaml
+    (in parallel), evaluates them per job against baselines and the oracle,
+    registers the best by validation NDCG@10, and moves the `champion` alias
+    to it only if it passes the gate in params.yaml (promote); otherwise it
+    becomes the `challenger`. Writes the DVC metrics and plots under
+    train.reports_dir. MLFLOW_TRACKING_URI points at a team's MLflow server;
+    PREFECT_API_URL at a Prefect server (unset: an ephemeral one).
+    """
+    # Imported here: the orchestration stack takes seconds to import, the data commands need none of it.
+    from pipelines.training import run_training
+
+    outcome = run_training(params_path)
+    test = outcome.metrics["test"]
+    assert isinstance(test, dict)
+    console.print(
+        f"selected {outcome.selected}: test NDCG@10 {test['ndcg_at_10']:.4f}"
+        + (f" (oracle {test['oracle_ndcg_at_10']:.4f})" if "oracle_ndcg_at_10" in test else "")
+        + f", skill-overlap baseline {test['baseline_skill_overlap_ndcg_at_10']:.4f}"
+    )
+    console.print(f"registered version {outcome.version}: {outcome.decision.summary()}")
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option(help="Bundle directory to write (replaced atomically).")] = Path("bundle"),
+    alias: Annotated[str, typer.Option(help="Registry alias to export.")] = "champion",
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Export the model an alias points to into a self-contained serving bundle.
+
+    The bundle holds the model (features + estimator), its signature and its
+    lineage: registered name, version, run id, data md5, git commit and test
+    metrics. Serving loads only the bundle, no tracking database. The new bundle
+    is checked (it must load and score its own example) before it replaces the
+    old one.
+    """
+    from pipelines.export import export_bundle
+    from pipelines.settings import get_tracking_settings
+
+    params = _params(params_path)
+    bundle = export_bundle(params.register_.model_name, alias, out, get_tracking_settings())
+    console.print(f"exported {bundle.model_name} version {bundle.version} ({alias}) to {out}")
+
+
+@app.command("serve")
+def serve(
+    bundle: Annotated[Path, typer.Option(envvar="GIGMATCH_BUNDLE_PATH", help="Bundle directory to serve.")] = Path(
+        "bundle"
+    ),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the bundle with FastAPI (uvicorn, one worker): /v1/match, /v1/model, /health, /ready, /metrics.
+
+    Settings come from GIGMATCH_* environment variables (see serving/settings.py):
+    GIGMATCH_API_KEY, GIGMATCH_LOG_DIR, GIGMATCH_MAX_CANDIDATES, GIGMATCH_MAX_BODY_BYTES.
+    Send SIGHUP or POST /v1/admin/reload to load a new bundle without a restart.
+    """
+    import os
+
+    import uvicorn
+
+    os.environ["GIGMATCH_BUNDLE_PATH"] = str(bundle)
+    uvicorn.run("serving.main:create_app", factory=True, host=host, port=port, workers=1, log_level="info")
+
+
+@app.command("score")
+def score(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Parquet file: one row per (job, candidate).")],
+    output_path: Annotated[Path, typer.Argument(metavar="OUTPUT", help="Parquet file to write the ranking to.")],
+    bundle: Annotated[Path, typer.Option(help="Bundle directory (gigmatch export).")] = Path("bundle"),
+) -> None:
+    """Rank many jobs' candidates from a Parquet file with the same bundle the API serves.
+
+    INPUT has the match columns (the job's and the freelancer's fields, as in
+    /v1/match; skills as lists or space-separated slugs). OUTPUT gets job_id,
+    freelancer_id, match_score, rank and model_version, written atomically.
+    Exits 2 if INPUT is unreadable or lacks a column.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gigmatch.bundle import load_bundle
+    from gigmatch.matching import match_frame_from_table
+    from gigmatch.ranking import score_frame
+
+    model = load_bundle(bundle)
+    try:
+        table = pq.read_table(input_path).to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        raise ContractError([Violation("input", None, "readable_parquet", 0, (f"{input_path}: {exc}",))]) from exc
+    try:
+        frame = match_frame_from_table(table)
+    except ValueError as exc:
+        raise ContractError([Violation("input", None, "match_columns", 0, (str(exc),))]) from exc
+    with console.status(f"scoring {len(frame):,} rows"):
+        ranked = score_frame(model.model, frame).assign(model_version=model.version)
+    tmp = output_path.with_name(f".{output_path.name}.tmp")
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    ranked.to_parquet(tmp, index=False)
+    tmp.replace(output_path)
+    console.print(f"ranked {len(ranked):,} candidates for {ranked['job_id'].nunique():,} jobs -> {output_path}")

@@ -1,0 +1,88 @@
+"""The drift gate and the monitoring flow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# Typer vendors its own click; its exceptions live here.
+from gigmatch.cli.common import ExitCode, ParamsOption, _params, app, console
+from gigmatch.config import DEFAULT_PARAMS_PATH
+
+
+@app.command("drift")
+def drift(
+    current: Annotated[
+        Path, typer.Option(help="Parquet match table or monitoring frame, prediction log (.jsonl), or a directory.")
+    ],
+    reference: Annotated[
+        Path | None, typer.Option(help="Same kinds as --current \\[default: the champion's training rows].")
+    ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Where to write the reports \\[default: drift.report_dir].")
+    ] = None,
+    bundle: Annotated[Path, typer.Option(help="The champion's bundle (gigmatch export).")] = Path("bundle"),
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """The drift gate: compare a batch with the champion's training data.
+
+    Checks feature drift (per-column distance and the share of drifted columns),
+    score drift, rising missing values and, when the batch has outcomes, NDCG@10
+    against the champion's test figure; rules and thresholds are in params.yaml
+    (drift). Writes drift_report.html (Evidently, for people) and
+    drift_verdict.json (for machines) to the report directory, atomically.
+
+    Exit codes: 0 no drift; 1 drift beyond thresholds; 2 data contract broken
+    (missing or mistyped columns, unreadable input); 3 any other error (no
+    bundle, bad params.yaml). A run that exits 2 or 3 leaves earlier reports as they were.
+    """
+    from gigmatch.drift_report import run_gate
+    from pipelines.drift_html import build_html_report
+
+    params = _params(params_path)
+    outcome = run_gate(params, current, reference, bundle, report_dir or params.drift.report_dir, build_html_report)
+    verdict = outcome.verdict
+    colour = "red" if verdict.drift_detected else "green"
+    console.print(
+        f"[{colour}]{'drift' if verdict.drift_detected else 'no drift'}[/{colour}]: "
+        f"{verdict.drifted_share:.0%} of columns drifted; failed rules: {', '.join(verdict.failed_rules) or 'none'}"
+    )
+    console.print(f"reports: {outcome.html_path} and {outcome.verdict_path}")
+    if verdict.drift_detected:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@app.command("monitor")
+def monitor(
+    bundle: Annotated[Path, typer.Option(help="The champion's bundle (gigmatch export).")] = Path("bundle"),
+    retrain: Annotated[bool, typer.Option(help="Start the training flow when the gate finds drift.")] = True,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Keep running on drift.monitor_cron (needs a Prefect API: PREFECT_API_URL).")
+    ] = False,
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """The monitoring flow (Prefect): gate the prediction-log lines written since its last run.
+
+    Reads drift.prediction_log_dir from where the last run stopped; with fewer
+    than drift.min_current_rows new rows it waits for more. Otherwise it runs the
+    drift gate (reports in drift.report_dir) and, on drift, the training flow,
+    which promotes a new champion only through its own gate. Exit codes as
+    `gigmatch drift`: 0 no drift (or waiting), 1 drift, 2 contract broken, 3 error.
+    """
+    from pipelines.monitoring import monitor_flow, serve_monitoring
+
+    if serve:
+        serve_monitoring(params_path, bundle)
+        return
+    outcome = monitor_flow(params_path=params_path, bundle=bundle, retrain_on_drift=retrain)
+    if outcome.status == "waiting":
+        console.print(f"{outcome.new_rows:,} new rows: waiting for drift.min_current_rows before gating")
+        return
+    assert outcome.gate is not None
+    console.print(f"{outcome.status}: {outcome.new_rows:,} rows gated; reports in {outcome.gate.verdict_path.parent}")
+    if outcome.retraining is not None:
+        console.print(f"retrained: version {outcome.retraining.version}, {outcome.retraining.decision.summary()}")
+    if outcome.status == "drift":
+        raise typer.Exit(ExitCode.CHECK_FAILED)
