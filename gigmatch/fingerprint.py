@@ -56,6 +56,7 @@ import pandas as pd
 
 from gigmatch.config import Params
 from gigmatch.dataset import atomic_write_text
+from gigmatch.reports import report_json
 
 FINGERPRINT_FILE = "fingerprint.json"
 FORMAT = 1
@@ -186,7 +187,7 @@ def fingerprint_document(
 
 
 def dumps(document: Mapping[str, object]) -> str:
-    return json.dumps(_finite(document), indent=2, sort_keys=True, allow_nan=False, default=_plain) + "\n"
+    return report_json(document)
 
 
 def write_fingerprint(path: Path, document: Mapping[str, object]) -> None:
@@ -236,20 +237,3 @@ def _same(a: object, b: object) -> bool:
 def _show(value: object, limit: int = 80) -> str:
     text = ABSENT if value == ABSENT else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _finite(value: object) -> object:
-    """NaN (an undefined figure, e.g. AUC with no hires) becomes null, as in the other reports."""
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
-def _plain(value: object) -> object:
-    if hasattr(value, "item"):
-        return value.item()  # numpy scalars
-    raise TypeError(f"cannot write {type(value).__name__} to a fingerprint")

@@ -85,9 +85,9 @@ def write_reports(
 ) -> None:
     directory = Path(directory)
     files = {
-        METRICS_FILE: _json(metrics),
-        SLICES_FILE: _json(slices),
-        PROMOTION_FILE: _json(promotion),
+        METRICS_FILE: report_json(metrics),
+        SLICES_FILE: report_json(slices),
+        PROMOTION_FILE: report_json(promotion),
         NDCG_CURVE_FILE: ndcg_curve.to_csv(index=False),
         CALIBRATION_FILE: calibration.to_csv(index=False),
     }
@@ -95,7 +95,8 @@ def write_reports(
         atomic_write_text(directory / name, text)
 
 
-def _json(payload: Mapping[str, object]) -> str:
+def report_json(payload: Mapping[str, object]) -> str:
+    """Stable JSON for a committed report: sorted keys, NaN as null, numpy scalars as numbers."""
     return json.dumps(_finite(payload), indent=2, sort_keys=True, default=_plain, allow_nan=False) + "\n"
 
 
@@ -113,4 +114,4 @@ def _finite(value: object) -> object:
 def _plain(value: object) -> object:
     if hasattr(value, "item"):
         return value.item()  # numpy scalars
-    raise TypeError(f"cannot write {type(value).__name__} to a report")
+    raise TypeError(f"cannot write {type(value).__name__} to a report as JSON")
