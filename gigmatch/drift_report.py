@@ -23,11 +23,11 @@ from gigmatch.bundle import load_bundle, read_lineage
 from gigmatch.config import DriftParams, Params
 from gigmatch.dataset import atomic_write_text
 from gigmatch.drift import Verdict, evaluate_drift
+from gigmatch.exit_codes import ExitCode
 from gigmatch.monitoring import champion_reference, read_frame
 
 HTML_FILE = "drift_report.html"
 VERDICT_FILE = "drift_verdict.json"
-EXIT_NO_DRIFT, EXIT_DRIFT = 0, 1
 
 HtmlRenderer = Callable[[pd.DataFrame, pd.DataFrame, DriftParams], str]
 
@@ -40,7 +40,7 @@ class GateOutcome:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_DRIFT if self.verdict.drift_detected else EXIT_NO_DRIFT
+        return ExitCode.CHECK_FAILED if self.verdict.drift_detected else ExitCode.OK
 
 
 def run_gate(
@@ -78,7 +78,7 @@ def run_gate(
 
 def verdict_document(verdict: Verdict, sources: dict[str, str], model_name: str) -> dict[str, object]:
     """The JSON verdict: the rules' outcome plus where it came from and which exit code it means."""
-    exit_code = EXIT_DRIFT if verdict.drift_detected else EXIT_NO_DRIFT
+    exit_code = int(ExitCode.CHECK_FAILED if verdict.drift_detected else ExitCode.OK)
     return {
         **verdict.to_dict(),
         "exit_code": exit_code,

@@ -47,11 +47,11 @@ def _mean_replacement(estimator: BaseEstimator, features: np.ndarray) -> np.ndar
     return (base[None, :] - shifted).T
 
 
-def top_reasons(contributions_: np.ndarray, count: int) -> np.ndarray:
+def top_reasons(effects: np.ndarray, count: int) -> np.ndarray:
     """Per row, the indices of the `count` largest contributions by size, largest first.
 
     Rows x features in, rows x min(count, features) out; ties keep feature order.
     """
-    count = max(0, min(count, contributions_.shape[-1]))
-    order = np.argsort(-np.abs(contributions_), axis=-1, kind="stable")
+    count = max(0, min(count, effects.shape[-1]))
+    order = np.argsort(-np.abs(effects), axis=-1, kind="stable")
     return order[..., :count]

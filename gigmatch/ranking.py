@@ -14,7 +14,6 @@ from gigmatch.features import FEATURE_LABELS, FEATURE_NAMES
 from gigmatch.metrics import rank_within_groups
 from gigmatch.models import match_scores
 
-_NAMES = FEATURE_NAMES
 _LABELS = tuple(FEATURE_LABELS[name] for name in FEATURE_NAMES)
 
 
@@ -66,7 +65,7 @@ def rank_candidates(
             i + 1,
             ranked_scores[i],
             [
-                Reason(_NAMES[j], _LABELS[j], value, effect)
+                Reason(FEATURE_NAMES[j], _LABELS[j], value, effect)
                 for j, value, effect in zip(reason_columns[i].tolist(), values[i], reason_effects[i], strict=True)
             ],
         )

@@ -55,11 +55,10 @@ from typing import Any
 
 import yaml
 
+from gigmatch.exit_codes import ExitCode
 from gigmatch.fingerprint import ABSENT, FINGERPRINT_FILE, Difference, diff, read_fingerprint
 from gigmatch.pinning import PinError, directory_md5, materialise, read_pin
 
-OK, MISMATCH, CONTRACT_BROKEN, ERROR = 0, 1, 2, 3  # gigmatch.cli.ExitCode
-CONTRACT_EXIT = 2  # what `gigmatch data validate` exits with on broken data
 DEFAULT_TIMEOUT_SECONDS = 1800
 _STAGE_FAILED = re.compile(r"failed to reproduce '(?P<stage>[^']+)'.*?exited with (?P<code>\d+)", re.DOTALL)
 # Environment variables that would point the scratch run at someone's servers or state.
@@ -69,14 +68,14 @@ _ISOLATED = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "GIGMATCH_ARTIFACT_RO
 class VerifyError(RuntimeError):
     """A step could not run (not a mismatch): git, DVC or the pipeline failed."""
 
-    def __init__(self, message: str, code: int = ERROR) -> None:
+    def __init__(self, message: str, code: int = ExitCode.ERROR) -> None:
         super().__init__(message)
         self.code = code
 
 
 @dataclass
 class VerifyResult:
-    code: int  # OK, MISMATCH, CONTRACT_BROKEN or ERROR
+    code: int  # an ExitCode: OK, CHECK_FAILED, CONTRACT_BROKEN or ERROR
     commit: str | None
     scratch: Path
     differences: list[Difference] = field(default_factory=list)
@@ -88,7 +87,7 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
-        return self.code == OK
+        return self.code == ExitCode.OK
 
     @property
     def first_stage(self) -> str | None:
@@ -118,7 +117,7 @@ def verify(
     scratch = Path(scratch_dir) if scratch_dir is not None else Path(tempfile.mkdtemp(prefix="gigmatch-verify-"))
     scratch.mkdir(parents=True, exist_ok=True)
     workspace = scratch / "repo"
-    result = VerifyResult(ERROR, None, scratch)
+    result = VerifyResult(ExitCode.ERROR, None, scratch)
     started = time.perf_counter()
     try:
         with _timed(result, "checkout"):
@@ -128,7 +127,7 @@ def verify(
             result.notes += _uncommitted_note(repo_root)
             expected_path = workspace / "reports" / FINGERPRINT_FILE
             if not expected_path.is_file():
-                result.code = MISMATCH
+                result.code = ExitCode.CHECK_FAILED
                 result.message = (
                     f"commit {result.commit[:12]} has no reports/{FINGERPRINT_FILE}: nothing to compare with. "
                     "Run `make repro` and commit the fingerprint with dvc.lock."
@@ -139,7 +138,7 @@ def verify(
             log("checking the environment against uv.lock")
             result.differences += lock_differences(workspace / "uv.lock")
             if result.differences:
-                result.code = MISMATCH
+                result.code = ExitCode.CHECK_FAILED
                 result.message = "the environment is not the one uv.lock pins: run `make install` (uv sync --locked)"
                 return result
         env = _pipeline_env(workspace, scratch, prefect_api_url)
@@ -148,7 +147,7 @@ def verify(
             stale = _input_differences(workspace, result.expected, env, timeout_seconds, result.notes)
             if stale and not full:
                 result.differences = stale
-                result.code = MISMATCH
+                result.code = ExitCode.CHECK_FAILED
                 result.message = (
                     f"the committed fingerprint was made from other inputs ({stale[0].stage} first), so it cannot "
                     "be reproduced: refresh it with `dvc repro` (`dvc repro --force train` after a dependency "
@@ -162,7 +161,7 @@ def verify(
             data_difference = _materialise(workspace, env, timeout_seconds, log, result.notes)
             if data_difference is not None:
                 result.differences.append(data_difference)
-                result.code = MISMATCH
+                result.code = ExitCode.CHECK_FAILED
                 result.message = "the data cannot be made to match its pin in data.dvc"
                 return result
         with _timed(result, "pipeline"):
@@ -176,16 +175,16 @@ def verify(
             result.differences = diff(result.expected, result.actual)
             result.notes += _stale_lock_notes(workspace) + _rewritten_files_notes(workspace)
         if result.differences:
-            result.code = MISMATCH
+            result.code = ExitCode.CHECK_FAILED
             result.message = f"the reproduced fingerprint differs from the committed one, first in {result.first_stage}"
         else:
-            result.code = OK
+            result.code = ExitCode.OK
         return result
     except VerifyError as exc:
         result.code, result.message = exc.code, str(exc)
         return result
     except (OSError, ValueError, PinError) as exc:
-        result.code, result.message = ERROR, f"{type(exc).__name__}: {exc}"
+        result.code, result.message = ExitCode.ERROR, f"{type(exc).__name__}: {exc}"
         return result
     finally:
         result.seconds["total"] = round(time.perf_counter() - started, 1)
@@ -326,8 +325,10 @@ def _repro(workspace: Path, log_file: Path, env: Mapping[str, str], timeout: flo
     output = log_file.read_text(errors="replace")
     failed = _STAGE_FAILED.search(output)
     tail = "\n".join(output.strip().splitlines()[-15:])
-    if failed and failed["stage"] == "validate" and int(failed["code"]) == CONTRACT_EXIT:
-        raise VerifyError(f"stage validate: the data contract is broken (log: {log_file})\n{tail}", CONTRACT_BROKEN)
+    if failed and failed["stage"] == "validate" and int(failed["code"]) == ExitCode.CONTRACT_BROKEN:
+        raise VerifyError(
+            f"stage validate: the data contract is broken (log: {log_file})\n{tail}", ExitCode.CONTRACT_BROKEN
+        )
     stage = f"stage {failed['stage']} exited with {failed['code']}" if failed else f"dvc repro exited with {completed}"
     raise VerifyError(f"{stage} (log: {log_file})\n{tail}")
 

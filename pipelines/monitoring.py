@@ -21,7 +21,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from gigmatch.config import load_params
+from gigmatch.config import Params, load_params
 from gigmatch.dataset import atomic_write_text
 from gigmatch.drift_report import GateOutcome, run_gate
 from gigmatch.log_cursor import NewLines, new_lines, read_cursor, save_cursor
@@ -73,8 +73,8 @@ def stage_batch(batch: NewLines, report_dir: Path) -> Path:
 
 
 @task(name="drift-gate", cache_policy=NO_CACHE)
-def drift_gate(params_path: Path, batch: Path, bundle: Path, report_dir: Path) -> GateOutcome:
-    return run_gate(load_params(params_path), batch, None, bundle, report_dir, build_html_report)
+def drift_gate(params: Params, batch: Path, bundle: Path, report_dir: Path) -> GateOutcome:
+    return run_gate(params, batch, None, bundle, report_dir, build_html_report)
 
 
 @task(name="advance-cursor", cache_policy=NO_CACHE)
@@ -103,7 +103,7 @@ def monitor_flow(
         return MonitorOutcome("waiting", rows)
 
     staged = stage_batch(batch, report_dir)
-    gate = drift_gate(params_path, staged, bundle, report_dir)
+    gate = drift_gate(params, staged, bundle, report_dir)
     advance_cursor(cursor_path, batch)  # only once the gate has judged these lines
     failed = ", ".join(gate.verdict.failed_rules) or "none"
     print(f"{rows} rows gated against model version {gate.verdict.model_version}: failed rules {failed}")

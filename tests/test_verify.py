@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from gigmatch.config import Params
+from gigmatch.exit_codes import ExitCode
 from gigmatch.fingerprint import (
     ABSENT,
     PROBE_JOBS,
@@ -34,7 +35,7 @@ from gigmatch.fingerprint import (
     probe_summary,
     scores_sha256,
 )
-from gigmatch.verify import CONTRACT_BROKEN, MISMATCH, OK, lock_differences, run_verify_command, verify
+from gigmatch.verify import lock_differences, run_verify_command, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -279,7 +280,7 @@ def test_verify_passes_on_an_unchanged_commit(
 ) -> None:
     result = verify(verified_repo, tmp_path / "scratch", prefect_api_url=prefect_url)
 
-    assert result.code == OK, (result.message, [d.describe() for d in result.differences], result.notes)
+    assert result.code == ExitCode.OK, (result.message, [d.describe() for d in result.differences], result.notes)
     assert result.differences == [] and result.actual == result.expected
     assert (tmp_path / "scratch" / "repo" / "reports" / "fingerprint.json").read_bytes() == (
         verified_repo / "reports" / "fingerprint.json"
@@ -300,7 +301,7 @@ def test_verify_names_a_changed_param(
 
     code = run_verify_command(repo, scratch_dir=tmp_path / "scratch", prefect_api_url=prefect_url)
 
-    assert code == MISMATCH
+    assert code == ExitCode.CHECK_FAILED
     shown = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert "made from other inputs (params first)" in shown
     assert "params.train.candidates.logistic.params.C: 1.0 -> 0.05 (-0.95)" in shown
@@ -320,7 +321,7 @@ def test_verify_names_the_data_md5_when_a_row_changes(verified_repo: Path, tmp_p
 
     result = verify(repo, tmp_path / "scratch", prefect_api_url=prefect_url)
 
-    assert result.code == MISMATCH and result.first_stage == "data"
+    assert result.code == ExitCode.CHECK_FAILED and result.first_stage == "data"
     assert result.differences == [Difference("data", "data.md5", committed, new)]
 
 
@@ -337,7 +338,7 @@ def test_verify_fails_when_the_pinned_data_cannot_be_had(verified_repo: Path, tm
 
     result = verify(repo, tmp_path / "scratch", full=True)  # past the input check, which would stop it first
 
-    assert result.code == MISMATCH and "cannot be made to match its pin" in result.message
+    assert result.code == ExitCode.CHECK_FAILED and "cannot be made to match its pin" in result.message
     assert result.differences == [Difference("data", "data.md5", pinned, original)]
     assert "pipeline" not in result.seconds, "nothing is trained on data that is not the pinned one"
 
@@ -356,4 +357,4 @@ def test_verify_exits_2_when_the_data_contract_is_broken(verified_repo: Path, tm
 
     result = verify(repo, tmp_path / "scratch", full=True)
 
-    assert result.code == CONTRACT_BROKEN and "stage validate" in result.message
+    assert result.code == ExitCode.CONTRACT_BROKEN and "stage validate" in result.message

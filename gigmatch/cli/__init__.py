@@ -19,8 +19,9 @@ from typer._click import exceptions as click_errors
 
 from gigmatch.bundle import BundleError
 from gigmatch.cli import data, model, monitor, project  # noqa: F401  (each registers its commands)
-from gigmatch.cli.common import ExitCode, app, console
+from gigmatch.cli.common import app, console
 from gigmatch.config import ParamsError
+from gigmatch.exit_codes import ExitCode
 from gigmatch.monitoring import ReferenceUnavailableError
 from gigmatch.new_project import NewProjectError
 from gigmatch.pinning import PinError

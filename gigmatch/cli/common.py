@@ -1,26 +1,13 @@
-"""What every command shares: the app, the data sub-app, the exit codes, the console."""
+"""What every command shares: the app, the data sub-app, the console (exit codes: gigmatch.exit_codes)."""
 
 from __future__ import annotations
 
-from enum import IntEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-# Typer vendors its own click; its exceptions live here.
-from gigmatch.config import Params, load_params
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    CHECK_FAILED = 1
-    CONTRACT_BROKEN = 2
-    ERROR = 3
-    USAGE = 64
-
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -41,11 +28,7 @@ ParamsOption = Annotated[
 ]
 
 
-def _params(path: Path) -> Params:
-    return load_params(path)
-
-
-def _progress() -> Progress:
+def progress_bar() -> Progress:
     return Progress(
         TextColumn("{task.description:<12}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True
     )

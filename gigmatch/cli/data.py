@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-# Typer vendors its own click; its exceptions live here.
-from gigmatch.cli.common import ParamsOption, _params, _progress, console, data_app
-from gigmatch.config import DEFAULT_PARAMS_PATH, override
+from gigmatch.cli.common import ParamsOption, console, data_app, progress_bar
+from gigmatch.config import DEFAULT_PARAMS_PATH, load_params, override
 from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
 from gigmatch.monitoring import write_frame
 from gigmatch.pinning import PinError, directory_md5, materialise
@@ -34,11 +33,11 @@ def data_generate(
     validated against the data contract before it replaces the old one, so a
     failed run leaves the previous snapshot in place.
     """
-    params = _params(params_path)
+    params = load_params(params_path)
     overrides = {k: v for k, v in {"seed": seed, "n_jobs": jobs, "n_freelancers": freelancers}.items() if v is not None}
     simulate = override(params.simulate, **overrides)
     target = out or params.data.dir
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
 
         def advance(step: str) -> None:
@@ -64,7 +63,7 @@ def data_validate(
     Exits 0 when valid and 2 when not, naming the table, column, failing check
     and a few offending rows.
     """
-    directory = path or _params(params_path).data.dir
+    directory = path or load_params(params_path).data.dir
     with console.status(f"validating {directory}"):
         frames = read_tables(directory)
     metrics = summary_metrics(frames)
@@ -86,10 +85,10 @@ def data_pull(
     regenerates from the seed in params.yaml. Fails (exit 1) and changes
     nothing if the result's md5 differs from the pin.
     """
-    params = _params(params_path)
+    params = load_params(params_path)
 
     def regenerate(target: Path) -> None:
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
             generate_snapshot(params.simulate, target, lambda step: progress.update(task, advance=1, description=step))
 
@@ -122,7 +121,7 @@ def data_batch(
         raise typer.BadParameter(
             f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}", param_hint="--scenario"
         )
-    params = _params(params_path)
+    params = load_params(params_path)
     window = 1.0 - params.split.valid_fraction - params.split.test_fraction
     table = simulate_batch(params.simulate, scenario, magnitude, rows, seed, window=window)
     write_frame(table, out)
@@ -154,7 +153,7 @@ def data_import(
     from gigmatch.byo import import_snapshot
     from gigmatch.pinning import run_dvc
 
-    params = _params(params_path)
+    params = load_params(params_path)
     target = out or params.data.dir
     with console.status(f"importing {source}"):
         result = import_snapshot(source, target, params.data.import_)

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-# Typer vendors its own click; its exceptions live here.
-from gigmatch.cli.common import ParamsOption, _params, app, console
-from gigmatch.config import DEFAULT_PARAMS_PATH
+from gigmatch.cli.common import ParamsOption, app, console
+from gigmatch.config import DEFAULT_PARAMS_PATH, load_params
 from gigmatch.validation import ContractError, Violation
 
 
@@ -56,7 +55,7 @@ def export(
     from pipelines.export import export_bundle
     from pipelines.settings import get_tracking_settings
 
-    params = _params(params_path)
+    params = load_params(params_path)
     bundle = export_bundle(params.register_.model_name, alias, out, get_tracking_settings())
     console.print(f"exported {bundle.model_name} version {bundle.version} ({alias}) to {out}")
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-# Typer vendors its own click; its exceptions live here.
-from gigmatch.cli.common import ExitCode, ParamsOption, _params, app, console
-from gigmatch.config import DEFAULT_PARAMS_PATH
+from gigmatch.cli.common import ParamsOption, app, console
+from gigmatch.config import DEFAULT_PARAMS_PATH, load_params
+from gigmatch.exit_codes import ExitCode
 
 
 @app.command("drift")
@@ -41,7 +41,7 @@ def drift(
     from gigmatch.drift_report import run_gate
     from pipelines.drift_html import build_html_report
 
-    params = _params(params_path)
+    params = load_params(params_path)
     outcome = run_gate(params, current, reference, bundle, report_dir or params.drift.report_dir, build_html_report)
     verdict = outcome.verdict
     colour = "red" if verdict.drift_detected else "green"

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-# Typer vendors its own click; its exceptions live here.
 from gigmatch.cli.common import app, console
 from gigmatch.new_project import create_project
 
