@@ -136,7 +136,7 @@ def _ms(value: str) -> float:
 
 def _floor(bundle: object, columns: list[object]) -> dict[str, float]:
     """Median in-process time to rank one request's 50 rows: first sight of its texts, and again."""
-    from gigmatch import features
+    from gigmatch.feature_lookups import forget_all
     from gigmatch.ranking import rank_candidates
 
     model = bundle.model  # type: ignore[attr-defined]
@@ -146,11 +146,11 @@ def _floor(bundle: object, columns: list[object]) -> dict[str, float]:
         for request in columns:
             before()  # type: ignore[operator]
             start = time.perf_counter()
-            rank_candidates(model, request, None, 3)  # type: ignore[arg-type]
+            rank_candidates(model, request, None, 3).ranked()  # type: ignore[arg-type]
             times.append(time.perf_counter() - start)
         return sorted(times)[len(times) // 2] * 1000
 
-    cold = median_ms(features._TEXT_VECTORS.clear)  # no text seen before
+    cold = median_ms(forget_all)  # no text or skill list seen before
     warm = median_ms(lambda: None)  # every text seen in the pass before
     return {"cold_ms": cold, "warm_ms": warm}
 

@@ -16,11 +16,8 @@ choice among competitors, and a request to the API carries all of them.
 
 from __future__ import annotations
 
-import math
-import threading
-import weakref
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -28,6 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from gigmatch.feature_lookups import lookups_for, skill_columns
 from gigmatch.market import (
     LEVEL_MAX_YEARS,
     LEVEL_MIN_YEARS,
@@ -35,8 +33,9 @@ from gigmatch.market import (
     level_index,
     timezone_overlap_hours,
 )
-from gigmatch.matching import MATCH_COLUMNS
+from gigmatch.matching import MATCH_COLUMNS, match_columns
 from gigmatch.taxonomy import DURATIONS, SKILLS
+from gigmatch.text_match import paired_cosine
 
 FEATURE_NAMES: tuple[str, ...] = (
     "skill_coverage",
@@ -76,7 +75,6 @@ FEATURES_VERSION = 2
 _SKILL_CATEGORY = {s.slug: s.category for s in SKILLS}
 _SKILL_BLOCK = 65_536  # rows per dense skill-indicator block
 _DURATION_INDEX = {name: i for i, name in enumerate(DURATIONS)}
-TEXT_CACHE_SIZE = 20_000  # distinct texts whose TF-IDF vectors a fitted transformer keeps
 
 
 class IncompatibleFeaturesError(ValueError):
@@ -98,7 +96,7 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: object = None) -> MatchFeatures:
         if not isinstance(X, pd.DataFrame):  # fitting deduplicates jobs and freelancers: a frame it is
             raise TypeError(f"MatchFeatures.fit expects a match frame (pandas DataFrame), got {type(X).__name__}")
-        _columns(X)  # the same column check transform makes
+        match_columns(X)  # the same column check transform makes
         if self.text_max_features < 1:
             raise ValueError(f"text_max_features must be positive, got {self.text_max_features}")
         freelancers = X.drop_duplicates("freelancer_id")
@@ -133,7 +131,7 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
                 f"this model was fitted by features version {fitted_with}, this code computes version "
                 f"{FEATURES_VERSION}: serve it with the gigmatch release it was trained with, or retrain"
             )
-        columns = _columns(X)
+        columns = match_columns(X)
         features = self._skill_features(columns) | self._price_features(columns) | self._fit_features(columns)
         features |= self._record_features(columns)
         features["text_similarity"] = self._text_similarity(columns)
@@ -144,17 +142,16 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         return np.array(FEATURE_NAMES, dtype=object)
 
     def _skill_features(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        index = {s: i for i, s in enumerate(self.skill_vocabulary_)}
+        lookups = lookups_for(self)
+        index, to_category = lookups.skill_index, lookups.skill_to_category
         n = len(columns["job_id"])
-        to_category = np.zeros((len(self.skill_category_), int(self.skill_category_.max()) + 1))
-        to_category[np.arange(len(self.skill_category_)), self.skill_category_] = 1.0
         names = ("skill_coverage", "rare_skill_coverage", "related_skill_coverage", "n_required_skills")
         out = {name: np.empty(n) for name in (*names, "n_freelancer_skills")}
         # Dense indicator blocks: cheap for one request, bounded memory for a million rows.
         for lo in range(0, n, _SKILL_BLOCK):
             block = slice(lo, min(lo + _SKILL_BLOCK, n))
-            required = _skill_indicator(columns["required_skills"][block], index)
-            held = _skill_indicator(columns["skills"][block], index)
+            required = _skill_indicator(columns["required_skills"][block], index, lookups.skill_columns.get_many)
+            held = _skill_indicator(columns["skills"][block], index, lookups.skill_columns.get_many)
             covered = required & held
             n_required = required.sum(axis=1).astype(float)
             works_in = (held @ to_category) > 0
@@ -210,108 +207,40 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         }
 
     def _text_similarity(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Cosine of the TF-IDF vectors of description and profile (as TfidfVectorizer computes them).
+        """Cosine of the TF-IDF vectors of description and profile (see `gigmatch.text_match`).
 
-        Each distinct text is vectorised once (recent ones are kept, see `_TextVectors`)
-        as a sparse dict; the cosine is a dot product over the shorter one. No sparse
-        matrices: they cost more than the arithmetic for the few rows of a request.
+        Each distinct text is vectorised once; recent ones are kept (`gigmatch.feature_lookups`).
         """
-        vectors = _text_vectors(self)
-        _, job_first, job_pos = np.unique(columns["job_id"], return_index=True, return_inverse=True)
-        _, person_first, person_pos = np.unique(columns["freelancer_id"], return_index=True, return_inverse=True)
-        descriptions = [vectors.get(str(t)) for t in columns["description"][job_first]]
-        profiles = [vectors.get(str(t)) for t in columns["profile_text"][person_first]]
-        similarity = np.empty(len(job_pos))
-        for row, (j, p) in enumerate(zip(job_pos, person_pos, strict=True)):
-            a, b = descriptions[j], profiles[p]
-            if len(a) > len(b):
-                a, b = b, a
-            similarity[row] = sum(weight * b[t] for t, weight in a.items() if t in b)
-        return similarity
+        vectors = lookups_for(self).text_vectors
+        description_rows, descriptions = _distinct_codes(columns["description"])
+        profile_rows, profiles = _distinct_codes(columns["profile_text"])
+        return paired_cosine(vectors.get_many(descriptions), description_rows, vectors.get_many(profiles), profile_rows)
 
 
-class _TextVectors:
-    """TF-IDF vectors (sparse dicts, L2-normalised) of a fitted transformer, for recently seen texts.
+def _skill_indicator(
+    skill_strings: np.ndarray,
+    index: dict[str, int],
+    parse_many: Callable[[list[str]], list[tuple[int, ...]]] | None = None,
+) -> np.ndarray:
+    """Rows x skill vocabulary boolean matrix; skills outside the vocabulary are ignored.
 
-    Freelancers apply to many jobs with the same profile, so serving meets the same
-    texts again and again; vectorising a profile costs more than the rest of its row.
-    Bounded (least recently used out first) and keyed by the text itself, so a hit
-    is exactly the vector a miss would compute.
+    Each distinct skill list is parsed once (by `parse_many`, e.g. a memo, when given):
+    a job's required skills repeat on every candidate's row.
     """
-
-    def __init__(self, features: MatchFeatures, capacity: int):
-        self._analyse = features.text_vectorizer_.build_analyzer()
-        self._idf = features.term_idf_
-        self._capacity = capacity
-        self._vectors: OrderedDict[str, dict[str, float]] = OrderedDict()
-        self._lock = threading.Lock()  # one fitted transformer may score in several threads
-
-    def get(self, text: str) -> dict[str, float]:
-        with self._lock:
-            vector = self._vectors.get(text)
-            if vector is not None:
-                self._vectors.move_to_end(text)
-                return vector
-        vector = self._vectorise(text)
-        with self._lock:
-            self._vectors[text] = vector
-            if len(self._vectors) > self._capacity:
-                self._vectors.popitem(last=False)
-        return vector
-
-    def _vectorise(self, text: str) -> dict[str, float]:
-        counts: dict[str, int] = {}
-        for token in self._analyse(text):
-            if token in self._idf:
-                counts[token] = counts.get(token, 0) + 1
-        weights = {t: (1.0 + math.log(c)) * self._idf[t] for t, c in counts.items()}  # sublinear tf
-        norm = math.sqrt(sum(w * w for w in weights.values()))
-        return {t: w / norm for t, w in weights.items()} if norm > 0 else {}
+    row_codes, texts = _distinct_codes(skill_strings)
+    parsed = parse_many(texts) if parse_many else [skill_columns(text, index) for text in texts]
+    indicator = np.zeros((len(parsed), len(index)), dtype=bool)
+    indicator[
+        np.repeat(np.arange(len(parsed)), [len(p) for p in parsed]),
+        np.fromiter(chain.from_iterable(parsed), dtype=np.intp),
+    ] = True
+    return indicator[np.asarray(row_codes, dtype=np.intp)]
 
 
-# Kept beside the transformer, not on it: its attributes are what skops saves with the model.
-_TEXT_VECTORS: weakref.WeakKeyDictionary[MatchFeatures, _TextVectors] = weakref.WeakKeyDictionary()
-_TEXT_VECTORS_LOCK = threading.Lock()
-
-
-def _text_vectors(features: MatchFeatures) -> _TextVectors:
-    with _TEXT_VECTORS_LOCK:
-        vectors = _TEXT_VECTORS.get(features)
-        if vectors is None or vectors._idf is not features.term_idf_:  # refitted since: start afresh
-            vectors = _TEXT_VECTORS[features] = _TextVectors(features, TEXT_CACHE_SIZE)
-        return vectors
-
-
-def _columns(X: object) -> dict[str, np.ndarray]:
-    """The match columns as 1-d numpy arrays, from a DataFrame or a mapping of arrays."""
-    if isinstance(X, pd.DataFrame):
-        missing = [c for c in MATCH_COLUMNS if c not in X.columns]
-        columns = {} if missing else {c: X[c].to_numpy() for c in MATCH_COLUMNS}
-    elif isinstance(X, Mapping):
-        missing = [c for c in MATCH_COLUMNS if c not in X]
-        columns = {} if missing else {c: np.asarray(X[c]) for c in MATCH_COLUMNS}
-    else:
-        raise TypeError(f"MatchFeatures expects a match frame (DataFrame or mapping of arrays), got {type(X).__name__}")
-    if missing:
-        raise ValueError(f"match frame is missing columns: {', '.join(missing)}")
-    if len({len(v) for v in columns.values()}) != 1:
-        raise ValueError("match frame columns differ in length")
-    return columns
-
-
-def _skill_indicator(skill_strings: np.ndarray, index: dict[str, int]) -> np.ndarray:
-    """Rows x skill vocabulary boolean matrix; skills outside the vocabulary are ignored."""
-    rows: list[int] = []
-    cols: list[int] = []
-    for row, text in enumerate(skill_strings):
-        for skill in str(text).split():
-            col = index.get(skill)
-            if col is not None:
-                rows.append(row)
-                cols.append(col)
-    indicator = np.zeros((len(skill_strings), len(index)), dtype=bool)
-    indicator[rows, cols] = True
-    return indicator
+def _distinct_codes(texts: np.ndarray) -> tuple[list[int], list[str]]:
+    """Each row's position among the distinct texts, and the distinct texts in order of first sight."""
+    codes: dict[str, int] = {}
+    return [codes.setdefault(str(text), len(codes)) for text in texts], list(codes)
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

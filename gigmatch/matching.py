@@ -57,7 +57,7 @@ def join_skills(skills: object) -> str:
     """A list of skill slugs (or an already joined string) as one space-separated string."""
     if isinstance(skills, str):
         return " ".join(skills.split())
-    return " ".join(str(s) for s in skills)  # type: ignore[attr-defined]
+    return " ".join(map(str, skills))  # type: ignore[call-overload]
 
 
 def build_match_frame(applications: pd.DataFrame, jobs: pd.DataFrame, freelancers: pd.DataFrame) -> pd.DataFrame:
@@ -97,19 +97,43 @@ def match_columns_from_records(
     `MatchFeatures.transform` accepts this as it accepts the match frame; it is the
     API's request path, where a DataFrame would cost more than the features.
     """
+    return match_columns_from_jobs([(job, candidates)])
+
+
+def match_columns_from_jobs(
+    jobs: Sequence[tuple[Mapping[str, object], Sequence[Mapping[str, object]]]],
+) -> dict[str, np.ndarray]:
+    """Several jobs and their candidates as one set of match columns, each job's rows together, in order."""
     frame_types = {**dict.fromkeys(_INT_COLUMNS, np.int64), **dict.fromkeys(_FLOAT_COLUMNS, np.float64)}
-    n = len(candidates)
+    sizes = [len(candidates) for _, candidates in jobs]
     columns: dict[str, np.ndarray] = {}
     for name in JOB_COLUMNS:
-        value = join_skills(job[name]) if name in SKILL_LIST_COLUMNS else job[name]
-        columns[name] = np.full(n, value, dtype=frame_types.get(name, object))
-    for name in FREELANCER_COLUMNS:
-        values = [c[name] for c in candidates]
+        values = [job[name] for job, _ in jobs]
         if name in SKILL_LIST_COLUMNS:
             values = [join_skills(v) for v in values]
-        elif name in _FLOAT_COLUMNS:
-            values = [np.nan if v is None else v for v in values]
-        columns[name] = np.array(values, dtype=frame_types.get(name, object))
+        columns[name] = np.repeat(np.array(values, dtype=frame_types.get(name, object)), sizes)
+    for name in FREELANCER_COLUMNS:
+        values = [candidate[name] for _, candidates in jobs for candidate in candidates]
+        if name in SKILL_LIST_COLUMNS:
+            values = [join_skills(v) for v in values]
+        columns[name] = np.array(values, dtype=frame_types.get(name, object))  # None -> NaN in a float column
+    return columns
+
+
+def match_columns(X: object) -> dict[str, np.ndarray]:
+    """The match columns as 1-d numpy arrays, from a match frame or a mapping of column name to values."""
+    if isinstance(X, pd.DataFrame):
+        missing = [c for c in MATCH_COLUMNS if c not in X.columns]
+        columns = {} if missing else {c: X[c].to_numpy() for c in MATCH_COLUMNS}
+    elif isinstance(X, Mapping):
+        missing = [c for c in MATCH_COLUMNS if c not in X]
+        columns = {} if missing else {c: np.asarray(X[c]) for c in MATCH_COLUMNS}
+    else:
+        raise TypeError(f"expected a match frame (DataFrame or mapping of arrays), got {type(X).__name__}")
+    if missing:
+        raise ValueError(f"match frame is missing columns: {', '.join(missing)}")
+    if len({len(v) for v in columns.values()}) != 1:
+        raise ValueError("match frame columns differ in length")
     return columns
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from gigmatch.explain import contributions, top_reasons
+from gigmatch.explain import contributions, is_scaled_linear, scaled_linear_scores, top_reasons
 from gigmatch.features import FEATURE_LABELS, FEATURE_NAMES
+from gigmatch.matching import match_columns
 from gigmatch.metrics import rank_within_groups
 from gigmatch.models import match_scores
 
@@ -18,60 +19,104 @@ _LABELS = tuple(FEATURE_LABELS[name] for name in FEATURE_NAMES)
 
 
 @dataclass(frozen=True)
-class Reason:
-    feature: str
-    label: str
-    value: float
-    effect: float  # > 0 pushed the score up, < 0 pushed it down
-
-
-@dataclass(frozen=True)
-class RankedCandidate:
-    freelancer_id: int
-    rank: int
-    match_score: float
-    reasons: list[Reason]
-
-
-@dataclass(frozen=True)
 class Ranking:
-    candidates: list[RankedCandidate]  # best first, cut to top_k
-    features: np.ndarray  # all candidates, in request order
-    scores: np.ndarray  # all candidates, in request order
+    """One job's candidates ranked; arrays, so that a response is built in one pass."""
+
+    freelancer_ids: np.ndarray  # every candidate, in request order
+    features: np.ndarray  # every candidate, in request order
+    scores: np.ndarray  # every candidate, in request order
+    order: np.ndarray  # request positions, best first, cut to top_k
+    reason_features: np.ndarray  # ranked rows x reasons: indices into FEATURE_NAMES, largest effect first
+    reason_effects: np.ndarray  # ranked rows x reasons: contribution to the score (> 0 pushed it up)
+
+    def ranked(self) -> list[dict[str, object]]:
+        """Best first: freelancer_id, rank, match_score and reasons (feature, label, value, effect)."""
+        k = self.reason_features.shape[1]
+        features = self.reason_features.ravel().tolist()
+        values = np.take_along_axis(self.features[self.order], self.reason_features, axis=1).ravel().tolist()
+        effects = self.reason_effects.ravel().tolist()
+        # One flat pass, then cut per candidate: a comprehension per candidate costs more than its reasons.
+        reasons = [
+            {"feature": FEATURE_NAMES[j], "label": _LABELS[j], "value": value, "effect": effect}
+            for j, value, effect in zip(features, values, effects, strict=True)
+        ]
+        return [
+            {"freelancer_id": freelancer_id, "rank": i + 1, "match_score": score, "reasons": reasons[i * k : i * k + k]}
+            for i, (freelancer_id, score) in enumerate(
+                zip(self.freelancer_ids[self.order].tolist(), self.scores[self.order].tolist(), strict=True)
+            )
+        ]
 
 
 def rank_candidates(
     model: Pipeline, frame: pd.DataFrame | Mapping[str, np.ndarray], top_k: int | None, n_reasons: int
 ) -> Ranking:
     """Rank one job's candidates (a match frame, or match columns); ties keep the request order."""
-    if len(set(np.asarray(frame["job_id"]).tolist())) != 1:
+    columns = match_columns(frame)
+    job_ids = columns["job_id"]
+    if len(job_ids) and (job_ids != job_ids[0]).any():
         raise ValueError("rank one job's candidates at a time")
-    features = model.named_steps["features"].transform(frame)
-    if not np.isfinite(features).all():
-        bad = sorted({FEATURE_NAMES[j] for j in np.flatnonzero(~np.isfinite(features).all(axis=0))})
-        raise ValueError(f"features out of range for these inputs: {', '.join(bad)}")
+    ranking = rank_many(model, columns, [len(job_ids)], [top_k], n_reasons)[0]
+    if isinstance(ranking, ValueError):
+        raise ranking
+    return ranking
+
+
+def rank_many(
+    model: Pipeline,
+    columns: Mapping[str, np.ndarray],
+    sizes: Sequence[int],
+    top_ks: Sequence[int | None],
+    n_reasons: int,
+) -> list[Ranking | ValueError]:
+    """Rank several jobs' candidates with one pass through the model.
+
+    `columns` holds the jobs' rows one job after another, `sizes[i]` rows for job i.
+    Each job is ranked exactly as it would be alone: its candidates compete with
+    each other only, even when two jobs carry the same job id. A job that cannot be
+    scored gets a ValueError in its place; the others are unaffected.
+    """
+    if not all(sizes):
+        raise ValueError("no candidates to rank")
+    columns = dict(match_columns(columns))
+    if sum(sizes) != len(columns["job_id"]):
+        raise ValueError(f"sizes add up to {sum(sizes)} rows, the columns hold {len(columns['job_id'])}")
+    columns["job_id"] = np.repeat(np.arange(len(sizes)), sizes)  # the group the within-job features compare
+    features = model.named_steps["features"].transform(columns)
     estimator = model.named_steps["model"]
-    scores = match_scores(estimator, features)
-    order = np.argsort(-scores, kind="stable")[: top_k or len(scores)]
-    effects = contributions(estimator, features[order]) if n_reasons > 0 else np.zeros((len(order), 0))
-    reason_columns = top_reasons(effects, n_reasons)  # ranked rows x n_reasons feature indices
-    freelancer_ids = np.asarray(frame["freelancer_id"])[order].tolist()
-    ranked_scores = scores[order].tolist()
-    values = np.take_along_axis(features[order], reason_columns, axis=1).tolist()
-    reason_effects = np.take_along_axis(effects, reason_columns, axis=1).tolist()
-    ranked = [
-        RankedCandidate(
-            freelancer_ids[i],
-            i + 1,
-            ranked_scores[i],
-            [
-                Reason(FEATURE_NAMES[j], _LABELS[j], value, effect)
-                for j, value, effect in zip(reason_columns[i].tolist(), values[i], reason_effects[i], strict=True)
-            ],
+    linear = is_scaled_linear(estimator)
+    if linear:  # scores and every row's contributions from one pass
+        scores, all_effects = scaled_linear_scores(estimator, features)
+    else:
+        scores = match_scores(estimator, features)
+    freelancer_ids = columns["freelancer_id"]
+    rankings: list[Ranking | ValueError] = []
+    for top_k, lo, hi in zip(top_ks, np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes), strict=True):
+        job_features = features[lo:hi]
+        if not np.isfinite(job_features).all():
+            bad = sorted({FEATURE_NAMES[j] for j in np.flatnonzero(~np.isfinite(job_features).all(axis=0))})
+            rankings.append(ValueError(f"features out of range for these inputs: {', '.join(bad)}"))
+            continue
+        job_scores = scores[lo:hi]
+        order = np.argsort(-job_scores, kind="stable")[: top_k or len(job_scores)]
+        if n_reasons == 0:
+            effects = np.zeros((len(order), 0))
+        elif linear:
+            effects = all_effects[lo:hi][order]
+        else:  # contributions cost model calls here: only for the rows that are returned
+            effects = contributions(estimator, job_features[order])
+        reason_features = top_reasons(effects, n_reasons)
+        rankings.append(
+            Ranking(
+                freelancer_ids=freelancer_ids[lo:hi],
+                features=job_features,
+                scores=job_scores,
+                order=order,
+                reason_features=reason_features,
+                reason_effects=np.take_along_axis(effects, reason_features, axis=1),
+            )
         )
-        for i in range(len(order))
-    ]
-    return Ranking(ranked, features, scores)
+    return rankings
 
 
 def score_frame(model: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:

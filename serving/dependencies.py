@@ -2,58 +2,62 @@
 
 All async although none awaits: FastAPI runs a plain `def` dependency in its
 thread pool, and those hand-offs cost more per request than scoring 50 candidates.
+What the routes share is one object (`Serving`), so a request resolves one
+dependency for it, not one per part.
 """
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
 
 from gigmatch.bundle import Bundle
+from serving.batching import MatchBatcher
 from serving.metrics import ServerMetrics
 from serving.model_store import ModelStore
 from serving.prediction_log import PredictionLog
 from serving.settings import ServingSettings
 
 
-async def get_settings(request: Request) -> ServingSettings:
-    return request.app.state.settings
+@dataclass(frozen=True)
+class Serving:
+    """The parts of one app that routes use (made by `serving.main.create_app`)."""
+
+    settings: ServingSettings
+    store: ModelStore
+    metrics: ServerMetrics
+    prediction_log: PredictionLog
+    batcher: MatchBatcher
 
 
-async def get_store(request: Request) -> ModelStore:
-    return request.app.state.store
+async def get_serving(request: Request) -> Serving:
+    return request.app.state.serving
 
 
-async def get_metrics(request: Request) -> ServerMetrics:
-    return request.app.state.metrics
+ServingDep = Annotated[Serving, Depends(get_serving)]
+_API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Needed when the server has GIGMATCH_API_KEY set."
+)
 
 
-async def get_prediction_log(request: Request) -> PredictionLog:
-    return request.app.state.prediction_log
-
-
-SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
-StoreDep = Annotated[ModelStore, Depends(get_store)]
-MetricsDep = Annotated[ServerMetrics, Depends(get_metrics)]
-PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
-
-
-async def require_api_key(settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_api_key(serving: ServingDep, key: Annotated[str | None, Security(_API_KEY_HEADER)]) -> None:
     """When GIGMATCH_API_KEY is set, the X-API-Key header must match it (compared in constant time)."""
-    if settings.api_key is None:
+    expected = serving.settings.api_key
+    if expected is None:
         return
-    expected = settings.api_key.get_secret_value().encode()
-    if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), expected):
+    if key is None or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key header")
 
 
-async def get_bundle(store: StoreDep) -> Bundle:
+async def get_bundle(serving: ServingDep) -> Bundle:
     """The bundle to answer with; 503 while none is loaded."""
-    bundle = store.current
+    bundle = serving.store.current
     if bundle is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"no model loaded: {store.error}")
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"no model loaded: {serving.store.error}")
     return bundle
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -18,8 +19,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from threadpoolctl import threadpool_limits
 
 from gigmatch.bundle import BundleError
+from serving.batching import MatchBatcher
+from serving.dependencies import Serving
 from serving.metrics import ServerMetrics
 from serving.model_store import ModelStore
 from serving.prediction_log import PredictionLog
@@ -27,6 +31,10 @@ from serving.routers import admin, health, match, model
 from serving.settings import ServingSettings
 
 logger = logging.getLogger("gigmatch.serving")
+# A request allocates and frees a few thousand objects; at Python's default (700) that
+# set off a young-generation collection per request and a full one every ~170
+# requests, each scanning the text caches. Cycles are rare here, so collect seldom.
+_GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
@@ -38,11 +46,17 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         version="1",
         lifespan=_lifespan,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.store = ModelStore(settings.bundle_path)
-    app.state.prediction_log = PredictionLog(
-        settings.log_dir, settings.log_queue_size, on_drop=lambda n: metrics.log_dropped.inc(n)
+    app.state.serving = Serving(
+        settings=settings,
+        store=ModelStore(settings.bundle_path),
+        metrics=metrics,
+        prediction_log=PredictionLog(
+            settings.log_dir,
+            settings.log_queue_size,
+            on_drop=lambda n: metrics.log_dropped.inc(n),
+            flush_seconds=settings.log_flush_seconds,
+        ),
+        batcher=MatchBatcher(settings.reasons, settings.batch_max_rows),
     )
     for router in (health.router, model.router, match.router, admin.router):
         app.include_router(router)
@@ -55,24 +69,33 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    store: ModelStore = app.state.store
-    _load(app)
-    app.state.prediction_log.start()
+    serving: Serving = app.state.serving
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*_GC_THRESHOLDS)
+    # One BLAS/OpenMP thread: a request's arrays are small, and OpenBLAS's idle workers
+    # spin on a second core (measured: a whole core busy under load, taken from the
+    # clients and the network stack). Run more workers to use more cores.
+    blas_limits = threadpool_limits(limits=1)
+    _load(serving)
+    serving.prediction_log.start()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no signals off the main thread
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: _load(app))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: _load(serving))
+    store = serving.store
     logger.info("serving %s", store.current.version if store.current else f"no model ({store.error})")
     yield
-    app.state.prediction_log.stop()
+    serving.prediction_log.stop()
+    blas_limits.restore_original_limits()
+    gc.set_threshold(*thresholds)
 
 
-def _load(app: FastAPI) -> None:
+def _load(serving: Serving) -> None:
     """Load (or reload) the bundle; a failure leaves the process up and the old model, if any, in place."""
     try:
-        bundle = app.state.store.load()
+        bundle = serving.store.load()
     except BundleError as exc:
         logger.error("bundle not loaded: %s", exc)
         return
-    app.state.metrics.serving(bundle.model_name, bundle.version)
+    serving.metrics.serving(bundle.model_name, bundle.version)
 
 
 async def _readable_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -92,7 +115,7 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
 
 
 async def _metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(request.app.state.serving.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 class Measure:
@@ -118,7 +141,7 @@ class Measure:
             await self.app(scope, receive, recording_send)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            metrics: ServerMetrics = scope["app"].state.metrics
+            metrics: ServerMetrics = scope["app"].state.serving.metrics
             metrics.latency.labels(route=route).observe(time.perf_counter() - start)
             metrics.requests.labels(route=route, status=str(status_code)).inc()
 

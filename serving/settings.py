@@ -18,4 +18,6 @@ class ServingSettings(BaseSettings):
     max_candidates: Annotated[int, Field(ge=1, le=10_000)] = 1000
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8_000_000  # larger bodies get 413
     reasons: Annotated[int, Field(ge=0, le=10)] = 3  # top reasons per candidate
-    log_queue_size: Annotated[int, Field(ge=1)] = 10_000  # prediction-log rows buffered before dropping
+    batch_max_rows: Annotated[int, Field(ge=1)] = 20_000  # candidates ranked in one pass, across requests
+    log_queue_size: Annotated[int, Field(ge=1)] = 10_000  # prediction-log lines (requests) buffered before dropping
+    log_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.2  # how often the buffered lines are written

@@ -19,7 +19,7 @@ def api_schema(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> sc
     app = create_app(
         ServingSettings(bundle_path=bundle_dir, log_dir=tmp_path_factory.mktemp("fuzz-logs"), log_queue_size=10)
     )
-    app.state.store.load()  # the ASGI transport does not run the lifespan
+    app.state.serving.store.load()  # the ASGI transport does not run the lifespan
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -125,26 +125,28 @@ def test_columns_and_frame_give_the_same_features(match: pd.DataFrame, fitted: M
         fitted.transform({**columns, "rating": columns["rating"][:-1]})
 
 
-def test_cached_text_vectors_change_nothing_and_stay_bounded(
+def test_cached_lookups_change_nothing_and_stay_bounded(
     match: pd.DataFrame, fitted: MatchFeatures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gigmatch import features as features_module
+    from gigmatch import feature_lookups
 
     sample = match.head(600)
-    uncached = clone(fitted).fit(match)  # a fresh instance: its own, empty cache
-    monkeypatch.setattr(features_module, "TEXT_CACHE_SIZE", 5)
+    uncached = clone(fitted).fit(match)  # a fresh instance: its own, empty lookups
+    monkeypatch.setattr(feature_lookups, "TEXT_CACHE_SIZE", 5)
+    monkeypatch.setattr(feature_lookups, "SKILL_CACHE_SIZE", 3)
     small = clone(fitted).fit(match)
     first = small.transform(sample)
     again = small.transform(sample)  # hits for the texts still held, misses for the evicted ones
     assert np.array_equal(first, again)
     assert np.array_equal(first, uncached.transform(sample))
-    assert len(features_module._text_vectors(small)._vectors) <= 5
-    # The cache lives beside the transformer, not in it: what skops saves is unchanged.
+    lookups = feature_lookups.lookups_for(small)
+    assert len(lookups.text_vectors) <= 5 and len(lookups.skill_columns) <= 3
+    # The lookups live beside the transformer, not in it: what skops saves is unchanged.
     assert set(vars(small)) == set(vars(clone(fitted).fit(match)))
 
 
-def test_refitting_starts_a_new_text_cache(match: pd.DataFrame) -> None:
-    from gigmatch import features as features_module
+def test_refitting_starts_new_lookups(match: pd.DataFrame) -> None:
+    from gigmatch import feature_lookups
 
     features = MatchFeatures(text_max_features=50).fit(match)
     narrow = features.transform(match.head(200))[:, FEATURE_NAMES.index("text_similarity")]
@@ -153,4 +155,15 @@ def test_refitting_starts_a_new_text_cache(match: pd.DataFrame) -> None:
     fresh = MatchFeatures(text_max_features=2000).fit(match).transform(match.head(200))
     assert np.array_equal(wide, fresh[:, FEATURE_NAMES.index("text_similarity")])
     assert not np.array_equal(narrow, wide)
-    assert features_module._text_vectors(features)._idf is features.term_idf_
+    assert feature_lookups.lookups_for(features).is_for(features)
+
+
+def test_rows_sharing_ids_but_not_texts_keep_their_own_texts(match: pd.DataFrame, fitted: MatchFeatures) -> None:
+    """Text similarity follows the text, not the id: a profile updated between two rows is read as written."""
+    rows = match.head(2).copy()
+    rows["freelancer_id"] = rows["freelancer_id"].iloc[0]
+    rows["job_id"] = rows["job_id"].iloc[0]
+    assert rows["profile_text"].nunique() == 2
+    column = FEATURE_NAMES.index("text_similarity")
+    each_alone = [fitted.transform(rows.iloc[[i]])[0, column] for i in range(2)]
+    assert fitted.transform(rows)[:, column].tolist() == each_alone

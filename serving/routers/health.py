@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from serving.dependencies import StoreDep
+from serving.dependencies import ServingDep
 from serving.schemas import Status
 
 router = APIRouter(tags=["health"])
@@ -17,10 +17,10 @@ async def health() -> Status:
 
 
 @router.get("/ready", response_model=Status, responses={503: {"model": Status}})
-async def ready(store: StoreDep, response: Response) -> Status:
+async def ready(serving: ServingDep, response: Response) -> Status:
     """Readiness: 200 once a model is loaded, 503 (with the reason) until then."""
-    bundle = store.current
+    bundle = serving.store.current
     if bundle is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return Status(status="not ready", detail=store.error)
+        return Status(status="not ready", detail=serving.store.error)
     return Status(status="ready", model_version=bundle.version)

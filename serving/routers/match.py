@@ -9,12 +9,12 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic_core import to_json
 
 from gigmatch.features import FEATURE_NAMES
-from gigmatch.matching import match_columns_from_records
-from gigmatch.ranking import Ranking, rank_candidates
-from serving.dependencies import ApiKey, BundleDep, MetricsDep, PredictionLogDep, SettingsDep
+from gigmatch.ranking import Ranking
+from serving.dependencies import ApiKey, BundleDep, ServingDep
+from serving.fast_json import FastJSONRoute
 from serving.schemas import MatchRequest, MatchResponse
 
-router = APIRouter(prefix="/v1", tags=["match"], dependencies=[ApiKey])
+router = APIRouter(prefix="/v1", tags=["match"], dependencies=[ApiKey], route_class=FastJSONRoute)
 
 
 @router.post(
@@ -26,43 +26,37 @@ router = APIRouter(prefix="/v1", tags=["match"], dependencies=[ApiKey])
         503: {"description": "No model loaded"},
     },
 )
-async def match(
-    request: MatchRequest, bundle: BundleDep, settings: SettingsDep, metrics: MetricsDep, log: PredictionLogDep
-) -> Response:
+async def match(request: MatchRequest, bundle: BundleDep, serving: ServingDep) -> Response:
     """Rank the candidates who applied to a job, best first, each with its score and top reasons."""
-    # async on purpose: the work is CPU-bound and short, and a threadpool hand-off would cost more than it frees.
+    # async on purpose: the work is CPU-bound and short, and a threadpool hand-off would cost more than it frees;
+    # the requests that arrive together are ranked together (serving.batching).
+    settings = serving.settings
     if len(request.candidates) > settings.max_candidates:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"at most {settings.max_candidates} candidates per request, got {len(request.candidates)}",
         )
-    columns = match_columns_from_records(request.job.model_dump(), [c.model_dump() for c in request.candidates])
+    records = request.model_dump(include={"job", "candidates"})
+
+    def respond(ranking: Ranking) -> bytes:
+        serving.prediction_log.append(_log_record(request, ranking, bundle.model_name, bundle.version))
+        # Plain data serialised once: constructing ~200 validated response objects per
+        # request cost more than ranking. The response_model above documents this
+        # shape, and the contract tests validate answers against it.
+        answer = {
+            "job_id": request.job.job_id,
+            "model_name": bundle.model_name,
+            "model_version": bundle.version,
+            "candidates": ranking.ranked(),
+        }
+        return to_json(answer)
+
     try:
-        ranking = rank_candidates(bundle.model, columns, request.top_k, settings.reasons)
+        body = await serving.batcher.rank(bundle.model, records["job"], records["candidates"], request.top_k, respond)
     except ValueError as exc:  # the domain's word for "these inputs cannot be scored"
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"cannot rank these candidates: {exc}") from exc
-    metrics.candidates.observe(len(request.candidates))
-    log.append(_log_record(request, ranking, bundle.model_name, bundle.version))
-    # Built as plain data and serialised once: constructing ~200 validated response
-    # objects per request cost more than ranking. The response_model above documents
-    # this shape, and the contract tests validate answers against it.
-    answer = {
-        "job_id": request.job.job_id,
-        "model_name": bundle.model_name,
-        "model_version": bundle.version,
-        "candidates": [
-            {
-                "freelancer_id": c.freelancer_id,
-                "rank": c.rank,
-                "match_score": c.match_score,
-                "reasons": [
-                    {"feature": r.feature, "label": r.label, "value": r.value, "effect": r.effect} for r in c.reasons
-                ],
-            }
-            for c in ranking.candidates
-        ],
-    }
-    return Response(to_json(answer), media_type="application/json")
+    serving.metrics.candidates.observe(len(request.candidates))
+    return Response(body, media_type="application/json")
 
 
 def _log_record(request: MatchRequest, ranking: Ranking, model_name: str, version: str) -> dict[str, object]:
