@@ -78,18 +78,18 @@ def rank_many(
     """
     if not all(sizes):
         raise ValueError("no candidates to rank")
-    columns = dict(match_columns(columns))
-    if sum(sizes) != len(columns["job_id"]):
-        raise ValueError(f"sizes add up to {sum(sizes)} rows, the columns hold {len(columns['job_id'])}")
-    columns["job_id"] = np.repeat(np.arange(len(sizes)), sizes)  # the group the within-job features compare
-    features = model.named_steps["features"].transform(columns)
+    rows = match_columns(columns)  # a new dict: the job ids can be replaced below
+    if sum(sizes) != len(rows["job_id"]):
+        raise ValueError(f"sizes add up to {sum(sizes)} rows, the columns hold {len(rows['job_id'])}")
+    rows["job_id"] = np.repeat(np.arange(len(sizes)), sizes)  # the group the within-job features compare
+    features = model.named_steps["features"].transform(rows)
     estimator = model.named_steps["model"]
     linear = is_scaled_linear(estimator)
     if linear:  # scores and every row's contributions from one pass
         scores, all_effects = scaled_linear_scores(estimator, features)
     else:
         scores = match_scores(estimator, features)
-    freelancer_ids = columns["freelancer_id"]
+    freelancer_ids = rows["freelancer_id"]
     rankings: list[Ranking | ValueError] = []
     for top_k, lo, hi in zip(top_ks, np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes), strict=True):
         job_features = features[lo:hi]
