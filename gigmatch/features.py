@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
-from gigmatch.feature_lookups import lookups_for, skill_columns
+from gigmatch.feature_lookups import FittedLookups, lookups_for, skill_columns
 from gigmatch.market import (
     LEVEL_MAX_YEARS,
     LEVEL_MIN_YEARS,
@@ -132,17 +132,17 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
                 f"{FEATURES_VERSION}: serve it with the gigmatch release it was trained with, or retrain"
             )
         columns = match_columns(X)
-        features = self._skill_features(columns) | self._price_features(columns) | self._fit_features(columns)
+        lookups = lookups_for(self)
+        features = self._skill_features(columns, lookups) | self._price_features(columns) | self._fit_features(columns)
         features |= self._record_features(columns)
-        features["text_similarity"] = self._text_similarity(columns)
+        features["text_similarity"] = self._text_similarity(columns, lookups)
         features |= _within_job_features(columns["job_id"], features)
         return np.column_stack([np.asarray(features[name], dtype=np.float64) for name in FEATURE_NAMES])
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array(FEATURE_NAMES, dtype=object)
 
-    def _skill_features(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        lookups = lookups_for(self)
+    def _skill_features(self, columns: Mapping[str, np.ndarray], lookups: FittedLookups) -> dict[str, np.ndarray]:
         index, to_category = lookups.skill_index, lookups.skill_to_category
         n = len(columns["job_id"])
         names = ("skill_coverage", "rare_skill_coverage", "related_skill_coverage", "n_required_skills")
@@ -206,12 +206,12 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
             "weekly_availability_hours": columns["weekly_availability_hours"].astype(float),
         }
 
-    def _text_similarity(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _text_similarity(self, columns: Mapping[str, np.ndarray], lookups: FittedLookups) -> np.ndarray:
         """Cosine of the TF-IDF vectors of description and profile (see `gigmatch.text_match`).
 
         Each distinct text is vectorised once; recent ones are kept (`gigmatch.feature_lookups`).
         """
-        vectors = lookups_for(self).text_vectors
+        vectors = lookups.text_vectors
         description_rows, descriptions = _distinct_codes(columns["description"])
         profile_rows, profiles = _distinct_codes(columns["profile_text"])
         return paired_cosine(vectors.get_many(descriptions), description_rows, vectors.get_many(profiles), profile_rows)
