@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -28,31 +27,38 @@ SKILL_CACHE_SIZE = 20_000  # distinct skill lists whose columns a fitted transfo
 
 
 class Memo(Generic[T]):
-    """A bounded memo of a pure function of a string; least recently used out first."""
+    """A bounded memo of a pure function of a string.
+
+    Two generations rather than a strict LRU, so that a hit is one dict lookup and
+    reorders nothing: new keys, and old keys used again, go to the young
+    generation; when it holds half the capacity it becomes the old one and the
+    previous old one is dropped. A key used once per half-capacity new keys stays.
+    """
 
     def __init__(self, compute: Callable[[str], T], capacity: int):
         self._compute = compute
-        self._capacity = capacity
-        self._values: OrderedDict[str, T] = OrderedDict()
+        self._half = max(1, capacity // 2)
+        self._young: dict[str, T] = {}
+        self._old: dict[str, T] = {}
         self._lock = threading.Lock()  # one fitted transformer may score in several threads
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._young) + len(self._old)
 
-    def get_many(self, keys: Iterable[str]) -> list[T]:
-        keys = list(keys)
-        with self._lock:  # one acquisition for the hits of a whole request
-            found = [self._values.get(key) for key in keys]
-            for key, value in zip(keys, found, strict=True):
-                if value is not None:
-                    self._values.move_to_end(key)
-        for i, key in enumerate(keys):
-            if found[i] is None:
-                value = found[i] = self._compute(key)
-                with self._lock:
-                    self._values[key] = value
-                    if len(self._values) > self._capacity:
-                        self._values.popitem(last=False)
+    def get_many(self, keys: Sequence[str]) -> list[T]:
+        found: list[T | None] = list(map(self._young.get, keys))
+        for i, value in enumerate(found):
+            if value is not None:
+                continue
+            key = keys[i]
+            value = self._old.get(key)
+            if value is None:
+                value = self._compute(key)  # outside the lock: another thread's hits need not wait
+            found[i] = value
+            with self._lock:
+                self._young[key] = value
+                if len(self._young) >= self._half:
+                    self._old, self._young = self._young, {}
         return found  # type: ignore[return-value]
 
 

@@ -31,6 +31,7 @@ from gigmatch.market import (
     LEVEL_MIN_YEARS,
     implied_hourly_budget,
     level_index,
+    lookup,
     timezone_overlap_hours,
 )
 from gigmatch.matching import MATCH_COLUMNS, match_columns
@@ -174,7 +175,7 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
             "under_budget": np.maximum(-gap, 0.0),
             "log_implied_hourly_budget": np.log(hourly_budget),
             "is_hourly": (columns["budget_type"] == "hourly").astype(float),
-            "duration": np.array([_DURATION_INDEX.get(str(d), np.nan) for d in columns["duration"]], dtype=float),
+            "duration": lookup(columns["duration"], _DURATION_INDEX, np.nan),
         }
 
     def _fit_features(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -234,13 +235,19 @@ def _skill_indicator(
         np.repeat(np.arange(len(parsed)), [len(p) for p in parsed]),
         np.fromiter(chain.from_iterable(parsed), dtype=np.intp),
     ] = True
-    return indicator[np.asarray(row_codes, dtype=np.intp)]
+    return indicator[row_codes]
 
 
-def _distinct_codes(texts: np.ndarray) -> tuple[list[int], list[str]]:
+def _distinct_codes(texts: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Each row's position among the distinct texts, and the distinct texts in order of first sight."""
-    codes: dict[str, int] = {}
-    return [codes.setdefault(str(text), len(codes)) for text in texts], list(codes)
+    try:
+        distinct = dict.fromkeys(texts)
+    except TypeError:  # unhashable values (lists): by their text
+        texts = np.array([str(text) for text in texts], dtype=object)
+        distinct = dict.fromkeys(texts)
+    position = {text: i for i, text in enumerate(distinct)}
+    rows = np.fromiter(map(position.__getitem__, texts), dtype=np.intp, count=len(texts))
+    return rows, [str(text) for text in position]
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

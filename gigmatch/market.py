@@ -7,6 +7,8 @@ cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from gigmatch.taxonomy import EXPERIENCE_LEVELS, TYPICAL_HOURS
@@ -16,12 +18,23 @@ from gigmatch.taxonomy import EXPERIENCE_LEVELS, TYPICAL_HOURS
 LEVEL_MIN_YEARS = np.array([0.0, 2.0, 6.0])
 LEVEL_MAX_YEARS = np.array([4.0, 10.0, np.inf])
 WORKDAY_HOURS = 8.0
+_LEVELS = {name: i for i, name in enumerate(EXPERIENCE_LEVELS)}
+
+
+def lookup(values: np.ndarray, table: Mapping[str, float], missing: float) -> np.ndarray:
+    """`table[str(value)]` for each value (`missing` when absent), each distinct value looked up once.
+
+    Columns such as a job's duration repeat on every candidate's row: a handful of
+    distinct values over many rows.
+    """
+    position = {value: i for i, value in enumerate(dict.fromkeys(values))}
+    found = np.array([table.get(str(value), missing) for value in position], dtype=float)
+    return found[np.fromiter(map(position.__getitem__, values), dtype=np.intp, count=len(values))]
 
 
 def level_index(levels: np.ndarray) -> np.ndarray:
     """Experience level names to 0 (entry), 1 (intermediate), 2 (expert); unknown names to -1."""
-    lookup = {name: i for i, name in enumerate(EXPERIENCE_LEVELS)}
-    return np.array([lookup.get(str(v), -1) for v in levels], dtype=np.int64)
+    return lookup(levels, _LEVELS, -1).astype(np.int64)
 
 
 def timezone_overlap_hours(offset_a: np.ndarray, offset_b: np.ndarray) -> np.ndarray:
@@ -32,6 +45,6 @@ def timezone_overlap_hours(offset_a: np.ndarray, offset_b: np.ndarray) -> np.nda
 
 def implied_hourly_budget(budget_type: np.ndarray, budget_usd: np.ndarray, duration: np.ndarray) -> np.ndarray:
     """Hourly budgets as they are; fixed budgets spread over the duration's typical hours."""
-    hours = np.array([TYPICAL_HOURS.get(str(d), np.nan) for d in duration])
+    hours = lookup(duration, TYPICAL_HOURS, np.nan)
     hourly = np.asarray(budget_type) == "hourly"
     return np.where(hourly, np.asarray(budget_usd, dtype=float), np.asarray(budget_usd, dtype=float) / hours)

@@ -10,6 +10,7 @@ model signature to plain scalar columns.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -51,13 +52,17 @@ _FLOAT_COLUMNS = (
     "rating",
     "success_rate",
 )
+_COLUMN_TYPES = {**dict.fromkeys(_INT_COLUMNS, np.int64), **dict.fromkeys(_FLOAT_COLUMNS, np.float64)}
 
 
 def join_skills(skills: object) -> str:
     """A list of skill slugs (or an already joined string) as one space-separated string."""
     if isinstance(skills, str):
         return " ".join(skills.split())
-    return " ".join(map(str, skills))  # type: ignore[call-overload]
+    try:
+        return " ".join(skills)  # type: ignore[arg-type]
+    except TypeError:  # not all strings
+        return " ".join(map(str, skills))  # type: ignore[call-overload]
 
 
 def build_match_frame(applications: pd.DataFrame, jobs: pd.DataFrame, freelancers: pd.DataFrame) -> pd.DataFrame:
@@ -104,20 +109,35 @@ def match_columns_from_jobs(
     jobs: Sequence[tuple[Mapping[str, object], Sequence[Mapping[str, object]]]],
 ) -> dict[str, np.ndarray]:
     """Several jobs and their candidates as one set of match columns, each job's rows together, in order."""
-    frame_types = {**dict.fromkeys(_INT_COLUMNS, np.int64), **dict.fromkeys(_FLOAT_COLUMNS, np.float64)}
+    job_values, candidate_values = itemgetter(*JOB_COLUMNS), itemgetter(*FREELANCER_COLUMNS)
+    return match_columns_from_values([(job_values(job), list(map(candidate_values, cs))) for job, cs in jobs])
+
+
+def match_columns_from_values(
+    jobs: Sequence[tuple[Sequence[object], Sequence[Sequence[object]]]],
+) -> dict[str, np.ndarray]:
+    """As `match_columns_from_jobs`, from each job's values in `JOB_COLUMNS` order and each candidate's
+    in `FREELANCER_COLUMNS` order (e.g. read off validated request objects with `operator.attrgetter`).
+
+    Built column by column from transposed rows: the API's request path, where
+    looking each field up by name on every candidate cost more than the features.
+    """
     sizes = [len(candidates) for _, candidates in jobs]
+    job_columns = zip(*(values for values, _ in jobs), strict=True) if jobs else [()] * len(JOB_COLUMNS)
+    rows = [values for _, candidates in jobs for values in candidates]
+    freelancer_columns = zip(*rows, strict=True) if rows else [()] * len(FREELANCER_COLUMNS)
     columns: dict[str, np.ndarray] = {}
-    for name in JOB_COLUMNS:
-        values = [job[name] for job, _ in jobs]
-        if name in SKILL_LIST_COLUMNS:
-            values = [join_skills(v) for v in values]
-        columns[name] = np.repeat(np.array(values, dtype=frame_types.get(name, object)), sizes)
-    for name in FREELANCER_COLUMNS:
-        values = [candidate[name] for _, candidates in jobs for candidate in candidates]
-        if name in SKILL_LIST_COLUMNS:
-            values = [join_skills(v) for v in values]
-        columns[name] = np.array(values, dtype=frame_types.get(name, object))  # None -> NaN in a float column
+    for name, values in zip(JOB_COLUMNS, job_columns, strict=True):
+        columns[name] = np.repeat(_column_array(name, values), sizes)
+    for name, values in zip(FREELANCER_COLUMNS, freelancer_columns, strict=True):
+        columns[name] = _column_array(name, values)  # None -> NaN in a float column
     return columns
+
+
+def _column_array(name: str, values: Sequence[object]) -> np.ndarray:
+    if name in SKILL_LIST_COLUMNS:
+        values = [join_skills(v) for v in values]
+    return np.array(values, dtype=_COLUMN_TYPES.get(name, object))
 
 
 def match_columns(X: object) -> dict[str, np.ndarray]:

@@ -85,27 +85,29 @@ def rank_many(
     features = model.named_steps["features"].transform(rows)
     estimator = model.named_steps["model"]
     linear = is_scaled_linear(estimator)
-    if linear:  # scores and every row's contributions from one pass
+    if linear:  # scores, every row's contributions and so its reasons, for the whole batch at once
         scores, all_effects = scaled_linear_scores(estimator, features)
+        all_reasons = top_reasons(all_effects, n_reasons)
+        all_reason_effects = np.take_along_axis(all_effects, all_reasons, axis=1)
     else:
         scores = match_scores(estimator, features)
+    finite = np.isfinite(features).all(axis=1)
     freelancer_ids = rows["freelancer_id"]
     rankings: list[Ranking | ValueError] = []
     for top_k, lo, hi in zip(top_ks, np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes), strict=True):
         job_features = features[lo:hi]
-        if not np.isfinite(job_features).all():
+        if not finite[lo:hi].all():
             bad = sorted({FEATURE_NAMES[j] for j in np.flatnonzero(~np.isfinite(job_features).all(axis=0))})
             rankings.append(ValueError(f"features out of range for these inputs: {', '.join(bad)}"))
             continue
         job_scores = scores[lo:hi]
         order = np.argsort(-job_scores, kind="stable")[: top_k or len(job_scores)]
-        if n_reasons == 0:
-            effects = np.zeros((len(order), 0))
-        elif linear:
-            effects = all_effects[lo:hi][order]
+        if linear:
+            reason_features, reason_effects = all_reasons[lo:hi][order], all_reason_effects[lo:hi][order]
         else:  # contributions cost model calls here: only for the rows that are returned
-            effects = contributions(estimator, job_features[order])
-        reason_features = top_reasons(effects, n_reasons)
+            effects = contributions(estimator, job_features[order]) if n_reasons else np.zeros((len(order), 0))
+            reason_features = top_reasons(effects, n_reasons)
+            reason_effects = np.take_along_axis(effects, reason_features, axis=1)
         rankings.append(
             Ranking(
                 freelancer_ids=freelancer_ids[lo:hi],
@@ -113,7 +115,7 @@ def rank_many(
                 scores=job_scores,
                 order=order,
                 reason_features=reason_features,
-                reason_effects=np.take_along_axis(effects, reason_features, axis=1),
+                reason_effects=reason_effects,
             )
         )
     return rankings

@@ -3,8 +3,8 @@
 Computed as scikit-learn's `TfidfVectorizer` weights them (sublinear tf, idf,
 L2 norm), one text at a time, and the cosine for all rows at once in numpy. The
 arithmetic is the same, in the same order, as summing the products of the
-shorter vector's terms one by one: the numbers are bit for bit those of the
-plain Python loop this replaced, whichever rows are computed together.
+shorter vector's terms one by one: the numbers are bit for bit those of that
+plain Python loop, whichever rows are computed together.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: the fields are arrays
 class TextVector:
     """A text's L2-normalised TF-IDF weights: term ids in order of first occurrence, and weights."""
 
@@ -44,50 +43,62 @@ def vectorise(
 
 def paired_cosine(
     descriptions: Sequence[TextVector],
-    description_rows: Sequence[int],
+    description_rows: Sequence[int] | np.ndarray,
     profiles: Sequence[TextVector],
-    profile_rows: Sequence[int],
+    profile_rows: Sequence[int] | np.ndarray,
 ) -> np.ndarray:
     """Per row, the cosine of `descriptions[description_rows[i]]` and `profiles[profile_rows[i]]`.
 
-    For each row the terms of the shorter vector (the description on a tie) are
-    looked up in the other and their products added in the shorter vector's order,
-    starting from zero; a term the other lacks adds +0.0, which changes nothing.
+    The products of the terms two vectors share, added one by one starting from
+    zero in the order of the shorter vector (the description on a tie). A term
+    only one of them has would add +0.0, which changes nothing, so only shared
+    terms are visited: each profile term is looked up among its row's
+    description's terms, and the products found are summed per row in order.
     """
-    texts = [*descriptions, *profiles]
     n_rows = len(description_rows)
     if n_rows == 0:
         return np.zeros(0)
-    lengths = np.array([len(t.terms) for t in texts], dtype=np.int64)
-    starts = np.cumsum(lengths) - lengths
-    terms = np.concatenate([t.terms for t in texts])
-    weights = np.concatenate([t.weights for t in texts])
-    first = np.asarray(description_rows, dtype=np.int64)
-    second = np.asarray(profile_rows, dtype=np.int64) + len(descriptions)
-    swap = lengths[first] > lengths[second]
-    shorter, longer = np.where(swap, second, first), np.where(swap, first, second)
+    description_terms, description_weights, description_lengths = _stack(descriptions)
+    profile_terms, profile_weights, profile_lengths = _stack(profiles)
+    row_description = np.asarray(description_rows, dtype=np.int64)
+    row_profile = np.asarray(profile_rows, dtype=np.int64)
+    description_starts = np.cumsum(description_lengths) - description_lengths
+    profile_starts = np.cumsum(profile_lengths) - profile_lengths
 
-    # Every term of each row's shorter vector, with its position in that vector.
-    counts = lengths[shorter]
+    # Every term of each row's profile, with its position in the profile.
+    counts = profile_lengths[row_profile]
     entry_row = np.repeat(np.arange(n_rows), counts)
     entry_position = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    entry = starts[shorter][entry_row] + entry_position
+    entry = profile_starts[row_profile][entry_row] + entry_position
 
-    # Its weight in the longer vector: look (text, term) up among all texts' terms, sorted once.
-    span = int(terms.max()) + 1 if len(terms) else 1
-    keys = np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * span + terms
+    # Looked up as (description, term) among all descriptions' terms, sorted once.
+    span = int(max(description_terms.max(initial=0), profile_terms.max(initial=0))) + 1
+    keys = np.repeat(np.arange(len(descriptions), dtype=np.int64), description_lengths) * span + description_terms
     by_key = np.argsort(keys, kind="stable")
     sorted_keys = keys[by_key]
-    wanted = longer[entry_row] * span + terms[entry]
+    wanted = row_description[entry_row] * span + profile_terms[entry]
     found_at = np.minimum(np.searchsorted(sorted_keys, wanted), max(len(sorted_keys) - 1, 0))
-    found = sorted_keys[found_at] == wanted if len(sorted_keys) else np.zeros(len(wanted), dtype=bool)
-    products = np.where(found, weights[entry] * weights[by_key[found_at]], 0.0)
+    shared = sorted_keys[found_at] == wanted if len(sorted_keys) else np.zeros(len(wanted), dtype=bool)
+    row = entry_row[shared]
+    in_description = by_key[found_at[shared]]
+    products = profile_weights[entry[shared]] * description_weights[in_description]
 
-    # Added position by position, so each row's sum runs in its shorter vector's order.
-    similarity = np.zeros(n_rows)
-    by_position = np.argsort(entry_position, kind="stable")
-    bounds = np.searchsorted(entry_position[by_position], np.arange(int(counts.max(initial=0)) + 1))
-    for lo, hi in pairwise(bounds.tolist()):
-        at = by_position[lo:hi]
-        similarity[entry_row[at]] += products[at]
-    return similarity
+    # The shorter vector's order: the profile's when it is shorter, else the description's.
+    profile_is_shorter = counts < description_lengths[row_description]
+    position = np.where(
+        profile_is_shorter[row],
+        entry_position[shared],
+        in_description - description_starts[row_description[row]],
+    )
+    order = np.lexsort((position, row))
+    # bincount adds its weights into each bin one by one, in input order, from zero.
+    return np.bincount(row[order], weights=products[order], minlength=n_rows)
+
+
+def _stack(vectors: Sequence[TextVector]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All vectors' terms and weights end to end, and each vector's length."""
+    if not vectors:
+        return np.empty(0, dtype=np.int64), np.empty(0), np.zeros(0, dtype=np.int64)
+    terms = [v.terms for v in vectors]
+    lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
+    return np.concatenate(terms), np.concatenate([v.weights for v in vectors]), lengths

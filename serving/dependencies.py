@@ -3,7 +3,8 @@
 All async although none awaits: FastAPI runs a plain `def` dependency in its
 thread pool, and those hand-offs cost more per request than scoring 50 candidates.
 What the routes share is one object (`Serving`), so a request resolves one
-dependency for it, not one per part.
+dependency for it, not one per part; the other dependencies read it off the
+request themselves (each nested dependency costs FastAPI a lookup per request).
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ class Serving:
     batcher: MatchBatcher
 
 
-async def get_serving(request: Request) -> Serving:
+def serving_of(request: Request) -> Serving:
     return request.app.state.serving
+
+
+async def get_serving(request: Request) -> Serving:
+    return serving_of(request)
 
 
 ServingDep = Annotated[Serving, Depends(get_serving)]
@@ -44,20 +49,21 @@ _API_KEY_HEADER = APIKeyHeader(
 )
 
 
-async def require_api_key(serving: ServingDep, key: Annotated[str | None, Security(_API_KEY_HEADER)]) -> None:
+async def require_api_key(request: Request, key: Annotated[str | None, Security(_API_KEY_HEADER)]) -> None:
     """When GIGMATCH_API_KEY is set, the X-API-Key header must match it (compared in constant time)."""
-    expected = serving.settings.api_key
+    expected = serving_of(request).settings.api_key
     if expected is None:
         return
     if key is None or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key header")
 
 
-async def get_bundle(serving: ServingDep) -> Bundle:
+async def get_bundle(request: Request) -> Bundle:
     """The bundle to answer with; 503 while none is loaded."""
-    bundle = serving.store.current
+    store = serving_of(request).store
+    bundle = store.current
     if bundle is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"no model loaded: {serving.store.error}")
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"no model loaded: {store.error}")
     return bundle
 
 

@@ -56,7 +56,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             on_drop=lambda n: metrics.log_dropped.inc(n),
             flush_seconds=settings.log_flush_seconds,
         ),
-        batcher=MatchBatcher(settings.reasons, settings.batch_max_rows),
+        batcher=MatchBatcher(settings.reasons, settings.batch_max_rows, settings.batch_max_wait_ms / 1000),
     )
     for router in (health.router, model.router, match.router, admin.router):
         app.include_router(router)

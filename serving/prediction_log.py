@@ -3,26 +3,30 @@
 One line per request, its per-candidate columns as lists (see
 `serving.routers.match._log_record`); `explode_log` turns lines into one row per
 candidate. A request serialises its line and appends it to a bounded buffer; one
-background thread wakes every `flush_seconds` and writes what is buffered to a
-daily file in one call. When the buffer is full or the disk fails, lines are
-dropped and counted: logging never fails or slows a request.
+background thread wakes every `flush_seconds` and appends what is buffered to a
+daily file with vectored writes. When the buffer is full or the disk fails,
+lines are dropped and counted: logging never fails or slows a request.
 
-The thread does no Python work beyond joining bytes: a writer thread that
-serialises competes with the event loop for the GIL, and when it holds it the
-loop waits (that cost about a quarter of each request's time here).
+The thread does almost no Python work: a writer thread that serialises, or even
+joins megabytes of lines, holds the GIL, and the event loop waits for it (that
+cost about a quarter of each request's time here, and later the slowest
+answers).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic_core import PydanticSerializationError, to_json
+import orjson
 
 Row = dict[str, object]
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+_MAX_IOVECS = 1024  # buffers per writev call (IOV_MAX on Linux)
 
 
 def explode_log(records: list[Row]) -> list[Row]:
@@ -42,7 +46,7 @@ class PredictionLog:
         directory: Path,
         capacity: int,
         on_drop: Callable[[int], None] = lambda _n: None,
-        flush_seconds: float = 0.2,
+        flush_seconds: float = 0.05,
     ):
         self.directory = Path(directory)
         self._capacity = capacity
@@ -69,20 +73,25 @@ class PredictionLog:
             self._on_drop(1)
             return
         try:
-            self._lines.append(to_json(record) + b"\n")  # pydantic's serialiser: several times faster than json
-        except (PydanticSerializationError, ValueError):
+            # orjson writes numpy arrays directly: no Python float per value (and ~5x the json module's speed)
+            self._lines.append(orjson.dumps(record, option=_JSON_OPTIONS))
+        except orjson.JSONEncodeError:
             self._on_drop(1)
 
     def flush(self) -> None:
-        """Write every buffered line to today's file in one call; on a disk error, count them as dropped."""
+        """Write every buffered line to today's file; on a disk error, count them as dropped."""
         count = len(self._lines)
         if not count:
             return
-        chunk = b"".join(self._lines.popleft() for _ in range(count))
+        lines = [self._lines.popleft() for _ in range(count)]
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with open(self.directory / f"predictions-{datetime.now(UTC):%Y%m%d}.jsonl", "ab") as handle:
-                handle.write(chunk)
+            path = self.directory / f"predictions-{datetime.now(UTC):%Y%m%d}.jsonl"
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                _write_lines(descriptor, lines)
+            finally:
+                os.close(descriptor)
         except OSError:  # a full disk or a missing mount: count, never raise
             self._on_drop(count)
 
@@ -90,3 +99,14 @@ class PredictionLog:
         while not self._stopping.wait(self._flush_seconds):
             self.flush()
         self.flush()
+
+
+def _write_lines(descriptor: int, lines: list[bytes]) -> None:
+    """Append the lines with vectored writes: the kernel gathers them (no joined copy is built while
+    holding the GIL, which the event loop would wait for) and the GIL is released while it does."""
+    for start in range(0, len(lines), _MAX_IOVECS):
+        chunk = lines[start : start + _MAX_IOVECS]
+        written = os.writev(descriptor, chunk)
+        rest = memoryview(b"".join(chunk))[written:] if written < sum(map(len, chunk)) else b""
+        while rest:  # a short write (rare for a file): the remainder, plainly
+            rest = rest[os.write(descriptor, rest) :]

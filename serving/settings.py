@@ -19,5 +19,6 @@ class ServingSettings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 8_000_000  # larger bodies get 413
     reasons: Annotated[int, Field(ge=0, le=10)] = 3  # top reasons per candidate
     batch_max_rows: Annotated[int, Field(ge=1)] = 20_000  # candidates ranked in one pass, across requests
+    batch_max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 10.0  # latest ranking, after a batch opens
     log_queue_size: Annotated[int, Field(ge=1)] = 10_000  # prediction-log lines (requests) buffered before dropping
-    log_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.2  # how often the buffered lines are written
+    log_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 0.05  # how often the buffered lines are written

@@ -125,9 +125,8 @@ def test_invalid_requests_get_422_naming_the_problem(client: TestClient, payload
 
 
 def test_malformed_json_and_wrong_content_type_get_422(client: TestClient, payload: dict) -> None:
-    assert (
-        client.post("/v1/match", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
-    )
+    malformed = client.post("/v1/match", content=b"{not json", headers={"content-type": "application/json"})
+    assert malformed.status_code == 422 and malformed.json()["message"].startswith("body: Invalid JSON")
     assert (
         client.post("/v1/match", content=json.dumps(payload), headers={"content-type": "text/plain"}).status_code == 422
     )
@@ -209,7 +208,7 @@ def test_unwritable_log_never_fails_a_request(tmp_path: Path, bundle_dir: Path, 
     config = ServingSettings(bundle_path=bundle_dir, log_dir=blocker / "logs")
     with TestClient(create_app(config)) as live:
         assert live.post("/v1/match", json=payload).status_code == 200
-        dropped = 'gigmatch_prediction_log_dropped_total 1.0'
+        dropped = "gigmatch_prediction_log_dropped_total 1.0"
         deadline = time.monotonic() + 5
         while dropped not in live.get("/metrics").text and time.monotonic() < deadline:
             time.sleep(0.05)  # the writer tries every GIGMATCH_LOG_FLUSH_SECONDS
@@ -364,3 +363,24 @@ def test_concurrent_requests_are_ranked_together_and_answered_as_alone(
     together, alone = asyncio.run(ask())
     assert together == alone and len(together[-1]["candidates"]) == 2
     assert batch_sizes[0] == len(bodies) and batch_sizes[1:] == [1] * len(bodies)
+
+
+def test_prediction_log_writes_every_line_in_order_and_counts_what_it_drops(tmp_path: Path) -> None:
+    import numpy as np
+
+    from serving.prediction_log import PredictionLog
+
+    dropped: list[int] = []
+    log = PredictionLog(tmp_path / "logs", capacity=3000, on_drop=dropped.append)
+    for n in range(2500):  # more lines than one vectored write takes (1024)
+        log.append({"n": n, "match_score": np.array([0.25, n / 7])})
+    log.append({"n": -1, "not_json": object()})  # will not serialise: dropped, counted
+    log.flush()
+    lines = [json.loads(line) for f in (tmp_path / "logs").glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert [line["n"] for line in lines] == list(range(2500))
+    assert lines[7]["match_score"] == [0.25, 1.0]
+    assert dropped == [1]
+    full = PredictionLog(tmp_path / "full", capacity=2, on_drop=dropped.append)
+    for n in range(5):
+        full.append({"n": n})
+    assert dropped == [1, 1, 1, 1]
