@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from gigmatch.features import FEATURE_NAMES
 from gigmatch.matching import FREELANCER_COLUMNS, JOB_COLUMNS
 from gigmatch.ranking import Ranking
-from serving.dependencies import ApiKey, BundleDep, ServingDep
+from serving.dependencies import AnsweringDep
 from serving.fast_json import FastJSONRoute
 from serving.schemas import MatchRequest, MatchResponse
 
@@ -21,7 +21,7 @@ from serving.schemas import MatchRequest, MatchResponse
 _JOB_VALUES = attrgetter(*JOB_COLUMNS)
 _CANDIDATE_VALUES = attrgetter(*FREELANCER_COLUMNS)
 _REGION, _HOURLY_RATE = attrgetter("region"), attrgetter("hourly_rate_usd")
-router = APIRouter(prefix="/v1", tags=["match"], dependencies=[ApiKey], route_class=FastJSONRoute)
+router = APIRouter(prefix="/v1", tags=["match"], route_class=FastJSONRoute)  # the API key: AnsweringDep
 
 
 @router.post(
@@ -33,10 +33,11 @@ router = APIRouter(prefix="/v1", tags=["match"], dependencies=[ApiKey], route_cl
         503: {"description": "No model loaded"},
     },
 )
-async def match(request: MatchRequest, bundle: BundleDep, serving: ServingDep) -> Response:
+async def match(request: MatchRequest, answering: AnsweringDep) -> Response:
     """Rank the candidates who applied to a job, best first, each with its score and top reasons."""
     # async on purpose: the work is CPU-bound and short, and a threadpool hand-off would cost more than it frees;
     # the requests that arrive together are ranked together (serving.batching).
+    serving, bundle = answering.serving, answering.bundle
     settings = serving.settings
     if len(request.candidates) > settings.max_candidates:
         raise HTTPException(
