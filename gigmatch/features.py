@@ -34,7 +34,7 @@ from gigmatch.market import (
     lookup,
     timezone_overlap_hours,
 )
-from gigmatch.matching import MATCH_COLUMNS, match_columns
+from gigmatch.matching import MATCH_COLUMNS, distinct_codes, match_columns
 from gigmatch.taxonomy import DURATIONS, SKILLS
 from gigmatch.text_match import paired_cosine
 
@@ -213,8 +213,8 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         Each distinct text is vectorised once; recent ones are kept (`gigmatch.feature_lookups`).
         """
         vectors = lookups.text_vectors
-        description_rows, descriptions = _distinct_codes(columns["description"])
-        profile_rows, profiles = _distinct_codes(columns["profile_text"])
+        description_rows, descriptions = distinct_codes(columns["description"])
+        profile_rows, profiles = distinct_codes(columns["profile_text"])
         return paired_cosine(vectors.get_many(descriptions), description_rows, vectors.get_many(profiles), profile_rows)
 
 
@@ -228,7 +228,7 @@ def _skill_indicator(
     Each distinct skill list is parsed once (by `parse_many`, e.g. a memo, when given):
     a job's required skills repeat on every candidate's row.
     """
-    row_codes, texts = _distinct_codes(skill_strings)
+    row_codes, texts = distinct_codes(skill_strings)
     parsed = parse_many(texts) if parse_many else [skill_columns(text, index) for text in texts]
     indicator = np.zeros((len(parsed), len(index)), dtype=bool)
     indicator[
@@ -236,18 +236,6 @@ def _skill_indicator(
         np.fromiter(chain.from_iterable(parsed), dtype=np.intp),
     ] = True
     return indicator[row_codes]
-
-
-def _distinct_codes(texts: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Each row's position among the distinct texts, and the distinct texts in order of first sight."""
-    try:
-        distinct = dict.fromkeys(texts)
-    except TypeError:  # unhashable values (lists): by their text
-        texts = np.array([str(text) for text in texts], dtype=object)
-        distinct = dict.fromkeys(texts)
-    position = {text: i for i, text in enumerate(distinct)}
-    rows = np.fromiter(map(position.__getitem__, texts), dtype=np.intp, count=len(texts))
-    return rows, [str(text) for text in position]
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from gigmatch.matching import distinct_codes
 from gigmatch.taxonomy import EXPERIENCE_LEVELS, TYPICAL_HOURS
 
 # Years of experience each level expects: below the floor hurts, far above the
@@ -27,9 +28,8 @@ def lookup(values: np.ndarray, table: Mapping[str, float], missing: float) -> np
     Columns such as a job's duration repeat on every candidate's row: a handful of
     distinct values over many rows.
     """
-    position = {value: i for i, value in enumerate(dict.fromkeys(values))}
-    found = np.array([table.get(str(value), missing) for value in position], dtype=float)
-    return found[np.fromiter(map(position.__getitem__, values), dtype=np.intp, count=len(values))]
+    rows, distinct = distinct_codes(values)
+    return np.array([table.get(value, missing) for value in distinct], dtype=float)[rows]
 
 
 def level_index(levels: np.ndarray) -> np.ndarray:

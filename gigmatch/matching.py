@@ -65,6 +65,23 @@ def join_skills(skills: object) -> str:
         return " ".join(map(str, skills))  # type: ignore[call-overload]
 
 
+def distinct_codes(values: np.ndarray | Sequence[object]) -> tuple[np.ndarray, list[str]]:
+    """Each row's position among the distinct values, and those values as text, in order of first sight.
+
+    A match column repeats a job's fields on every candidate's row, and a
+    freelancer's on every application: work per distinct value, not per row.
+    Unhashable values (lists) are told apart by their text.
+    """
+    try:
+        distinct = dict.fromkeys(values)
+    except TypeError:
+        values = [str(value) for value in values]
+        distinct = dict.fromkeys(values)
+    position = {value: i for i, value in enumerate(distinct)}
+    rows = np.fromiter(map(position.__getitem__, values), dtype=np.intp, count=len(values))
+    return rows, [str(value) for value in position]
+
+
 def build_match_frame(applications: pd.DataFrame, jobs: pd.DataFrame, freelancers: pd.DataFrame) -> pd.DataFrame:
     """Join each application to its job and freelancer, in the applications' row order."""
     job_rows = pd.Index(jobs["job_id"]).get_indexer(applications["job_id"])

@@ -26,6 +26,7 @@ import orjson
 
 Row = dict[str, object]
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 _MAX_IOVECS = 1024  # buffers per writev call (IOV_MAX on Linux)
 
 
@@ -84,10 +85,13 @@ class PredictionLog:
         if not count:
             return
         lines = [self._lines.popleft() for _ in range(count)]
+        path = self.directory / f"predictions-{datetime.now(UTC):%Y%m%d}.jsonl"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"predictions-{datetime.now(UTC):%Y%m%d}.jsonl"
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                descriptor = os.open(path, _APPEND, 0o644)
+            except FileNotFoundError:  # the first write, or the directory was removed: make it, once
+                self.directory.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(path, _APPEND, 0o644)
             try:
                 _write_lines(descriptor, lines)
             finally:

@@ -155,3 +155,19 @@ def drift_reference(tmp_path_factory: pytest.TempPathFactory, params: Params, bu
     path = tmp_path_factory.mktemp("drift") / "reference.parquet"
     write_frame(frame_from_match_table(table, load_bundle(bundle_dir).model), path)
     return path
+
+
+@pytest.fixture
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of requests in each batch the serving batcher ranks, in order (it still ranks them)."""
+    from serving import batching
+
+    sizes: list[int] = []
+    rank_many = batching.rank_many
+
+    def counting_rank_many(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(args[2]))
+        return rank_many(*args, **kwargs)
+
+    monkeypatch.setattr(batching, "rank_many", counting_rank_many)
+    return sizes

@@ -15,7 +15,6 @@ from gigmatch.bundle import load_bundle
 from gigmatch.dataset import read_tables
 from gigmatch.matching import FREELANCER_COLUMNS, JOB_COLUMNS, match_columns_from_records
 from gigmatch.ranking import Ranking, rank_candidates
-from serving import batching
 from serving.batching import MatchBatcher
 from tests.conftest import request_for
 
@@ -31,19 +30,6 @@ def model(bundle_dir: Path) -> Pipeline:
 def requests(training_snapshot: Path) -> list[tuple[dict, list[dict]]]:
     frames: dict[str, pd.DataFrame] = read_tables(training_snapshot)
     return [request_for(int(job_id), frames) for job_id in frames["jobs"]["job_id"].iloc[-4:-1]]
-
-
-@pytest.fixture
-def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    sizes: list[int] = []
-    rank_many = batching.rank_many
-
-    def counting_rank_many(*args, **kwargs):  # type: ignore[no-untyped-def]
-        sizes.append(len(args[2]))
-        return rank_many(*args, **kwargs)
-
-    monkeypatch.setattr(batching, "rank_many", counting_rank_many)
-    return sizes
 
 
 def _values(job: dict, candidates: list[dict]) -> Values:

@@ -332,24 +332,14 @@ def test_loading_freezes_the_heap_and_a_reload_frees_the_old_model(bundle_dir: P
 
 
 def test_concurrent_requests_are_ranked_together_and_answered_as_alone(
-    tmp_path: Path, bundle_dir: Path, frames: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bundle_dir: Path, frames: dict[str, pd.DataFrame], batch_sizes: list[int]
 ) -> None:
     """Requests in flight at once share one pass through the model; each gets what it gets alone."""
     import asyncio
 
-    from serving import batching
-
     job_ids = frames["jobs"]["job_id"].iloc[[-3, -4, -5, -6, -7, -8]]
     bodies = [dict(zip(("job", "candidates"), request_for(int(j), frames), strict=True)) for j in job_ids]
     bodies.append({**bodies[0], "top_k": 2})  # the same job twice in one batch
-    batch_sizes: list[int] = []
-    rank_many = batching.rank_many
-
-    def counting_rank_many(*args, **kwargs):  # type: ignore[no-untyped-def]
-        batch_sizes.append(len(args[2]))
-        return rank_many(*args, **kwargs)
-
-    monkeypatch.setattr(batching, "rank_many", counting_rank_many)
     app = create_app(ServingSettings(bundle_path=bundle_dir, log_dir=tmp_path / "logs"))
 
     async def ask() -> tuple[list[dict], list[dict]]:
