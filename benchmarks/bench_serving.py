@@ -96,16 +96,21 @@ def _wrk(url: str, bodies: list[bytes], duration: int, workdir: Path) -> dict[st
     bodies_file = workdir / f"bodies-{abs(hash(url))}.jsonl"
     bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
     script = workdir / "post.lua"
-    # Each wrk thread cycles through all the bodies, starting at its own offset.
+    # Each wrk thread formats every request once, then cycles through them from its own offset
+    # (formatting a 26 kB request on every call tripled the load generator's user CPU).
     script.write_text(
         f"""
-local bodies = {{}}
-for line in io.lines("{bodies_file}") do bodies[#bodies + 1] = line end
+local requests = {{}}
 local counter = 0
-function init(args) counter = math.random(#bodies) end
+function init(args)
+  for body in io.lines("{bodies_file}") do
+    requests[#requests + 1] = wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
+  end
+  counter = math.random(#requests)
+end
 function request()
-  counter = counter % #bodies + 1
-  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, bodies[counter])
+  counter = counter % #requests + 1
+  return requests[counter]
 end
 """
     )

@@ -1,7 +1,7 @@
 """What `MatchFeatures.transform` derives from a fitted transformer once and reuses.
 
 The skill index and the skill-to-category matrix, and bounded memos of the
-TF-IDF vector of each text and the skill columns of each skill list. Freelancers
+TF-IDF vector of each text and the skill indicator row of each skill list. Freelancers
 apply to many jobs with the same profile, so serving meets the same texts again
 and again; parsing them costs more than the rest of their row.
 
@@ -79,15 +79,24 @@ class FittedLookups:
         self.text_vectors: Memo[TextVector] = Memo(
             lambda text: vectorise(text, analyse, self.fitted_idf, vocabulary), TEXT_CACHE_SIZE
         )
-        self.skill_columns = Memo(lambda text: skill_columns(text, self.skill_index), SKILL_CACHE_SIZE)
+        self.skill_rows = Memo(lambda text: skill_indicator_row(text, self.skill_index), SKILL_CACHE_SIZE)
 
     def is_for(self, features: Any) -> bool:
         return self.fitted_idf is features.term_idf_ and self.fitted_vocabulary is features.skill_vocabulary_
 
 
-def skill_columns(text: str, index: dict[str, int]) -> tuple[int, ...]:
-    """Vocabulary columns of a space-separated skill list; skills outside the vocabulary are ignored."""
-    return tuple(index[skill] for skill in text.split() if skill in index)
+def skill_indicator_row(text: str, index: dict[str, int]) -> bytes:
+    """A space-separated skill list as a row of the skill indicator matrix: one byte per vocabulary
+    skill, 1 where listed (skills outside the vocabulary are ignored).
+
+    Bytes, so that a batch's rows are joined into the matrix in one call.
+    """
+    row = bytearray(len(index))
+    for skill in text.split():
+        column = index.get(skill)
+        if column is not None:
+            row[column] = 1
+    return bytes(row)
 
 
 _LOOKUPS: weakref.WeakKeyDictionary[Any, FittedLookups] = weakref.WeakKeyDictionary()

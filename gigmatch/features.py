@@ -17,7 +17,6 @@ choice among competitors, and a request to the API carries all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -25,7 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
-from gigmatch.feature_lookups import FittedLookups, lookups_for, skill_columns
+from gigmatch.feature_lookups import FittedLookups, lookups_for, skill_indicator_row
 from gigmatch.market import (
     LEVEL_MAX_YEARS,
     LEVEL_MIN_YEARS,
@@ -148,22 +147,29 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         n = len(columns["job_id"])
         names = ("skill_coverage", "rare_skill_coverage", "related_skill_coverage", "n_required_skills")
         out = {name: np.empty(n) for name in (*names, "n_freelancer_skills")}
-        # Dense indicator blocks: cheap for one request, bounded memory for a million rows.
+        # Dense indicator blocks: cheap for one request, bounded memory for a million rows. What depends
+        # on one skill list alone is computed once per distinct list: a job's repeats on every candidate's row.
         for lo in range(0, n, _SKILL_BLOCK):
             block = slice(lo, min(lo + _SKILL_BLOCK, n))
-            required = _skill_indicator(columns["required_skills"][block], index, lookups.skill_columns.get_many)
-            held = _skill_indicator(columns["skills"][block], index, lookups.skill_columns.get_many)
+            required_rows, required_lists = _distinct_skill_indicator(
+                columns["required_skills"][block], index, lookups.skill_rows.get_many
+            )
+            held_rows, held_lists = _distinct_skill_indicator(
+                columns["skills"][block], index, lookups.skill_rows.get_many
+            )
+            required, held = required_lists[required_rows], held_lists[held_rows]
             covered = required & held
-            n_required = required.sum(axis=1).astype(float)
-            works_in = (held @ to_category) > 0
-            related = ((required & ~held) @ to_category * works_in).sum(axis=1)
-            out["skill_coverage"][block] = _safe_divide(covered.sum(axis=1), n_required)
+            n_required = np.count_nonzero(required_lists, axis=1).astype(float)[required_rows]
+            # A missing skill is related when the freelancer holds another skill of its category.
+            in_held_category = ((held_lists @ to_category) > 0)[:, self.skill_category_][held_rows]
+            related = np.count_nonzero(required & ~held & in_held_category, axis=1)
+            out["skill_coverage"][block] = _safe_divide(np.count_nonzero(covered, axis=1), n_required)
             out["rare_skill_coverage"][block] = _safe_divide(
-                covered @ self.skill_rarity_, required @ self.skill_rarity_
+                _rarity_sum(covered, self.skill_rarity_), _rarity_sum(required_lists, self.skill_rarity_)[required_rows]
             )
             out["related_skill_coverage"][block] = _safe_divide(related, n_required)
             out["n_required_skills"][block] = n_required
-            out["n_freelancer_skills"][block] = held.sum(axis=1)
+            out["n_freelancer_skills"][block] = np.count_nonzero(held_lists, axis=1)[held_rows]
         return out
 
     def _price_features(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -221,21 +227,35 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
 def _skill_indicator(
     skill_strings: np.ndarray,
     index: dict[str, int],
-    parse_many: Callable[[list[str]], list[tuple[int, ...]]] | None = None,
+    rows_of: Callable[[list[str]], list[bytes]] | None = None,
 ) -> np.ndarray:
-    """Rows x skill vocabulary boolean matrix; skills outside the vocabulary are ignored.
+    """Rows x skill vocabulary boolean matrix; skills outside the vocabulary are ignored."""
+    rows, indicator = _distinct_skill_indicator(skill_strings, index, rows_of)
+    return indicator[rows]
 
-    Each distinct skill list is parsed once (by `parse_many`, e.g. a memo, when given):
-    a job's required skills repeat on every candidate's row.
+
+def _distinct_skill_indicator(
+    skill_strings: np.ndarray,
+    index: dict[str, int],
+    rows_of: Callable[[list[str]], list[bytes]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's distinct skill list, and the distinct lists x skill vocabulary boolean matrix.
+
+    Each distinct skill list is parsed once (by `rows_of`, e.g. a memo, when given).
     """
     row_codes, texts = distinct_codes(skill_strings)
-    parsed = parse_many(texts) if parse_many else [skill_columns(text, index) for text in texts]
-    indicator = np.zeros((len(parsed), len(index)), dtype=bool)
-    indicator[
-        np.repeat(np.arange(len(parsed)), [len(p) for p in parsed]),
-        np.fromiter(chain.from_iterable(parsed), dtype=np.intp),
-    ] = True
-    return indicator[row_codes]
+    rows = rows_of(texts) if rows_of else [skill_indicator_row(text, index) for text in texts]
+    return row_codes, np.frombuffer(b"".join(rows), dtype=bool).reshape(len(rows), len(index))
+
+
+def _rarity_sum(indicator: np.ndarray, rarity: np.ndarray) -> np.ndarray:
+    """Per row, the rarity of the skills it holds, added up.
+
+    Each row is summed on its own, not by a matrix product: a BLAS product's bits
+    for a row depend on which rows it is given with, and a candidate's features
+    must not depend on the other requests in its batch.
+    """
+    return np.where(indicator, rarity, 0.0).sum(axis=1)
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 
 from gigmatch.config import Params
 from gigmatch.dataset import read_tables
-from gigmatch.features import FEATURE_NAMES, MatchFeatures
+from gigmatch.features import FEATURE_NAMES, MatchFeatures, _rarity_sum
 from gigmatch.matching import build_match_frame, match_frame_from_records
 from gigmatch.models import TRUSTED_MODEL_TYPES, TrainingData, assemble_pipeline, fit_estimator
 from tests.conftest import request_for
@@ -74,6 +74,18 @@ def test_within_job_features_see_the_competition(match: pd.DataFrame, fitted: Ma
     np.testing.assert_array_equal(
         alone[0, : names.index("text_similarity") + 1], together[: names.index("text_similarity") + 1]
     )
+
+
+def test_rarity_sums_do_not_depend_on_the_rows_summed_with_them() -> None:
+    # The API ranks the requests that arrive together in one pass, so a row's features must be the
+    # same bits in any batch; a BLAS matrix product (`indicator @ rarity`) fails this check.
+    rng = np.random.default_rng(1)
+    rarity = -np.log(rng.random(149))
+    indicator = rng.random((400, 149)) < 0.05
+    together = _rarity_sum(indicator, rarity)
+    for size in (1, 3, 7):
+        for lo in range(0, len(indicator), size):
+            np.testing.assert_array_equal(_rarity_sum(indicator[lo : lo + size], rarity), together[lo : lo + size])
 
 
 def test_unknown_skills_are_ignored_not_fatal(match: pd.DataFrame, fitted: MatchFeatures) -> None:
@@ -140,7 +152,7 @@ def test_cached_lookups_change_nothing_and_stay_bounded(
     assert np.array_equal(first, again)
     assert np.array_equal(first, uncached.transform(sample))
     lookups = feature_lookups.lookups_for(small)
-    assert len(lookups.text_vectors) <= 5 and len(lookups.skill_columns) <= 3
+    assert len(lookups.text_vectors) <= 5 and len(lookups.skill_rows) <= 3
     # The lookups live beside the transformer, not in it: what skops saves is unchanged.
     assert set(vars(small)) == set(vars(clone(fitted).fit(match)))
 

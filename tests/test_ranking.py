@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
+from gigmatch import text_match
 from gigmatch.bundle import load_bundle
 from gigmatch.dataset import read_tables
 from gigmatch.explain import is_scaled_linear, scaled_linear_scores
@@ -75,14 +76,16 @@ def test_the_linear_shortcut_agrees_with_scikit_learn(model: Pipeline, requests:
     assert scaled_linear_scores(estimator, features[5:6])[0][0] == scores[5]
 
 
-def test_paired_cosine_is_the_term_by_term_sum_bit_for_bit() -> None:
+@pytest.mark.parametrize("table_cells", [1 << 22, 40], ids=["one pass", "blocks of descriptions"])
+def test_paired_cosine_is_the_term_by_term_sum_bit_for_bit(table_cells: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text_match, "_TABLE_CELLS", table_cells)
     rng = random.Random(7)
 
     def vector(size: int) -> tuple[TextVector, dict[int, float]]:
         terms = rng.sample(range(60), size)
         weights = np.array([rng.random() for _ in terms])
         weights /= np.sqrt(np.sum(weights**2))
-        return TextVector(np.array(terms, dtype=np.int64), weights), dict(zip(terms, weights.tolist(), strict=True))
+        return TextVector.of(terms, weights), dict(zip(terms, weights.tolist(), strict=True))
 
     descriptions = [vector(rng.randint(0, 25)) for _ in range(6)]
     profiles = [vector(rng.randint(0, 25)) for _ in range(30)]
