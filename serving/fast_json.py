@@ -17,6 +17,7 @@ This is FastAPI's documented extension point ("Custom Request and APIRoute class
 from __future__ import annotations
 
 import email.message
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -63,6 +64,7 @@ class FastJSONRoute(APIRoute):
         return handle_validated_json
 
 
+@functools.lru_cache(maxsize=64)  # a handful of content types, each parsed by the email module once
 def _is_json(content_type: str | None, strict_content_type: bool) -> bool:
     """The test FastAPI applies before it parses a body as JSON."""
     if not content_type:

@@ -7,6 +7,7 @@ Unknown fields are refused; so are duplicate candidates and blank text.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -117,6 +118,9 @@ _EXAMPLE_CANDIDATES: list[Any] = [
 ]
 
 
+_FREELANCER_ID = attrgetter("freelancer_id")
+
+
 class MatchRequest(_Strict):
     """A job and the freelancers who applied to it."""
 
@@ -135,7 +139,7 @@ class MatchRequest(_Strict):
 
     @model_validator(mode="after")
     def _distinct_candidates(self) -> MatchRequest:
-        ids = [c.freelancer_id for c in self.candidates]
+        ids = list(map(_FREELANCER_ID, self.candidates))
         if len(set(ids)) != len(ids):
             raise ValueError("candidates lists a freelancer_id twice")
         return self

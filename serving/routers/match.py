@@ -83,8 +83,7 @@ def _log_record(request: MatchRequest, ranking: Ranking, model_name: str, versio
         "model_version": version,
         "job_id": job.job_id,
         "category": job.category,
-        "experience_level": job.experience_level,
-        "budget_type": job.budget_type,
+        "budget_type": job.budget_type,  # its experience level is logged as the feature of that name (0, 1, 2)
         "freelancer_id": ranking.freelancer_ids,
         "region": list(map(_REGION, request.candidates)),
         "hourly_rate_usd": list(map(_HOURLY_RATE, request.candidates)),
