@@ -5,10 +5,11 @@ The same requests (400 jobs of the latest postings, 50 real candidates each) go 
 ours as /v1/match bodies and to MLflow's /invocations as `dataframe_split` bodies.
 wrk (Debian: `apt-get install wrk`) cycles through them on 16 open connections for
 --duration seconds against each server in turn and reports throughput, p50/p99
-latency and errors. The in-process floor is the time to rank one request's rows
-without any server, with its texts new and with them cached.
+latency and errors. The server runs on one core and wrk on the others (`--no-pin`
+lets them share every core). The in-process floor is the time to rank one request's
+rows without any server, with its texts new and with them cached.
 
-    make export && python benchmarks/bench_serving.py [--bundle bundle] [--duration 60]
+    make export && python benchmarks/bench_serving.py [--bundle bundle] [--duration 60] [--no-pin]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,21 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> N
     raise RuntimeError(f"{url} never answered 200")
 
 
-def _wrk(url: str, bodies: list[bytes], duration: int, workdir: Path) -> dict[str, float]:
+def _cores(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """The server's core and the load generator's, apart: in production no wrk runs beside the server,
+    and on 2 shared cores the server's slowest answers were the ones that waited for wrk."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:])
+
+
+def _on(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A preexec_fn that keeps a child (and every thread and process it starts) on `cpus`."""
+    return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+
+
+def _wrk(url: str, bodies: list[bytes], duration: int, workdir: Path, cpus: set[int] | None) -> dict[str, float]:
     bodies_file = workdir / f"bodies-{abs(hash(url))}.jsonl"
     bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
     script = workdir / "post.lua"
@@ -115,10 +131,11 @@ end
 """
     )
     # Warm up (imports, caches, allocator), then measure.
-    subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d5s", "-s", str(script), url], capture_output=True, check=True)
+    subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d5s", "-s", str(script), url],
+                   capture_output=True, check=True, preexec_fn=_on(cpus))  # fmt: skip
     out = subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, preexec_fn=_on(cpus),
     ).stdout  # fmt: skip
     figures = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
@@ -164,7 +181,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=ROOT / "bundle")
     parser.add_argument("--duration", type=int, default=60)
+    parser.add_argument("--no-pin", action="store_true", help="let the servers and wrk share every core")
     args = parser.parse_args()
+    server_cpus, load_cpus = _cores(not args.no_pin)
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     ours_bodies, theirs_bodies, bundle, columns = _payloads(args.bundle)
@@ -194,14 +213,15 @@ def main() -> None:
             # (MLflow's does) would block once the pipe's buffer is full.
             server_log = open(workdir / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
             process = subprocess.Popen(
-                argv, cwd=ROOT, env={**env, **extra_env}, stdout=server_log, stderr=subprocess.STDOUT
-            )
+                argv, cwd=ROOT, env={**env, **extra_env}, stdout=server_log, stderr=subprocess.STDOUT,
+                preexec_fn=_on(server_cpus),
+            )  # fmt: skip
             try:
                 _wait(f"http://127.0.0.1:{port}{ready}", process)
                 check = httpx.post(f"http://127.0.0.1:{port}{route}", content=bodies[0],
                                    headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
                 check.raise_for_status()
-                results[name] = _wrk(f"http://127.0.0.1:{port}{route}", bodies, args.duration, workdir)
+                results[name] = _wrk(f"http://127.0.0.1:{port}{route}", bodies, args.duration, workdir, load_cpus)
             finally:
                 process.terminate()
                 process.wait(30)
@@ -211,6 +231,10 @@ def main() -> None:
         f"{len(ours_bodies)} distinct requests of {CANDIDATES} candidates, {CONNECTIONS} connections,"
         f" {args.duration} s each, one worker each"
     )
+    if server_cpus is None:
+        print("cores: the servers and wrk share every core")
+    else:
+        print(f"cores: each server on CPU {sorted(server_cpus)}, wrk on CPU {sorted(load_cpus or [])}")
     print(f"{'server':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
     for name, fig in results.items():
         print(
