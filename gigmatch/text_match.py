@@ -84,6 +84,8 @@ def paired_cosine(
     candidates = np.flatnonzero(profile_codes >= 0)  # profile entries that may be shared
     candidate_counts = np.bincount(profile.owner[candidates], minlength=len(profiles))
     candidate_starts = np.cumsum(candidate_counts) - candidate_counts
+    profile_position = np.arange(len(profile.terms)) - profile.starts[profile.owner]  # each term's, in its profile
+    longest = int(max(description.lengths.max(), profile.lengths.max()))
 
     per_block = max(1, _TABLE_CELLS // max(len(description_terms), 1))
     for first in range(0, len(descriptions), per_block):
@@ -111,16 +113,16 @@ def paired_cosine(
         # The shorter vector's order: the profile's when it is shorter, else the description's.
         row_descriptions = row_description[row]
         profile_is_shorter = profile.lengths[row_profile[row]] < description.lengths[row_descriptions]
-        position = np.where(profile_is_shorter, profile.position[entry], found - description.starts[row_descriptions])
+        position = np.where(profile_is_shorter, profile_position[entry], found - description.starts[row_descriptions])
         # By row, then position (distinct within a row); entries arrive in row order, which timsort exploits.
-        order = np.argsort(row * (max(description.lengths.max(), profile.lengths.max()) + 1) + position, kind="stable")
+        order = np.argsort(row * (longest + 1) + position, kind="stable")
         # bincount adds its weights into each bin one by one, in input order, from zero.
         cosine += np.bincount(row[order], weights=products[order], minlength=len(cosine))
     return cosine
 
 
 class _Stacked:
-    """Vectors end to end: terms, weights, each entry's vector and position in it, each vector's start and length."""
+    """Vectors end to end: terms, weights, each entry's vector, each vector's start and length."""
 
     def __init__(self, vectors: Sequence[TextVector]):
         self.terms = np.frombuffer(b"".join([v.terms for v in vectors]), dtype=np.int64)
@@ -128,4 +130,3 @@ class _Stacked:
         self.lengths = np.fromiter(map(len, vectors), dtype=np.int64, count=len(vectors))
         self.starts = np.cumsum(self.lengths) - self.lengths
         self.owner = np.repeat(np.arange(len(vectors)), self.lengths)
-        self.position = np.arange(len(self.terms)) - self.starts[self.owner]
