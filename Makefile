@@ -42,7 +42,7 @@ run: install data repro push ## Install, then run the whole lifecycle on the emb
 data: install ## Materialise the snapshot data.dvc pins (cache, remote, else regenerate; md5 checked)
 	gigmatch data pull
 
-repro: install ## Reproduce the DVC pipeline: validate, train, export, batch, monitor (dvc repro)
+repro: install ## Reproduce the DVC pipeline: validate, train, export, batch, drift (dvc repro)
 	dvc repro
 
 train: install ## Run the training flow now, even if DVC would skip it
@@ -67,7 +67,7 @@ BATCH ?= batches/newest.parquet
 CURRENT ?= $(BATCH)
 BASE ?= HEAD
 
-batch: install ## Simulate the newest batch (SCENARIO=none|skill_demand|budget_inflation|new_region|rate_undercut|concept|missing_values)
+batch: install ## Simulate the newest batch (SCENARIO=, e.g. rate_undercut; `gigmatch data scenarios` lists them)
 	gigmatch data batch --scenario $(SCENARIO) --seed $(BATCH_SEED) --out $(BATCH)
 
 drift: install ## Drift gate on CURRENT (default: the newest batch) vs the champion's training data; exit 0 ok, 1 drift, 2 contract, 3 error
@@ -76,7 +76,7 @@ drift: install ## Drift gate on CURRENT (default: the newest batch) vs the champ
 monitor: install ## Run the monitoring flow once: gate new prediction-log lines, retrain on drift
 	gigmatch monitor
 
-monitor-serve: install ## Run the monitoring flow on drift.monitor_cron until stopped (needs PREFECT_API_URL)
+monitor-serve: install ## Run the monitoring flow on GIGMATCH_MONITOR_CRON until stopped (needs PREFECT_API_URL)
 	gigmatch monitor --serve
 
 metrics-diff: install ## Write reports/metrics_diff.md: dvc metrics diff against BASE (e.g. BASE=origin/main)
@@ -88,24 +88,28 @@ new-project: install ## Start a client project from this one: make new-project N
 verify: install ## Reproduce the committed pipeline in a scratch clone; compare the model fingerprint (0 match, 1 diff)
 	gigmatch verify
 
-test: install ## Install, then run the test suite
-	pytest
+# Test workers (pytest-xdist): one per core by default; TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= auto
+
+test: install ## Install, then run the test suite (one worker per core: TEST_WORKERS=0 for one process)
+	pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: install ## Run the suite without the slow tests (nor the client-project lifecycle)
-	pytest -m "not slow and not template"
+	pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not template"
 
-lint: install ## Lint and check formatting
+lint: install ## Lint, check formatting and the import contracts (import-linter, in pyproject.toml)
 	ruff check .
 	ruff format --check .
+	lint-imports
 
 format: install ## Apply formatting and safe lint fixes
 	ruff format .
 	ruff check --fix .
 
-typecheck: install ## Type-check the package
+typecheck: install ## Type-check the packages
 	mypy
 
-hooks: install ## Install the git pre-commit hooks (ruff, format, guard against committing state, secrets, models)
+hooks: install ## Install the git pre-commit hooks (ruff, format, devtools/repo_guard.py against state, secrets, models)
 	pre-commit install
 
 bench: install ## Run the benchmarks (prints figures; the serving one needs wrk and an exported bundle)

@@ -27,10 +27,10 @@ FREELANCERS_PER_JOB = 4.0
 
 def measure(n_applications: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    from gigmatch.config import load_params, override
-    from gigmatch.dataset import read_tables, write_snapshot
-    from gigmatch.schema import APPLICATIONS, FREELANCERS, JOBS, SIMULATOR_TRUTH
-    from gigmatch.simulator import generate_marketplace
+    from gigmatch.data.contract import APPLICATIONS, FREELANCERS, JOBS, SIMULATOR_TRUTH
+    from gigmatch.data.simulator import generate_marketplace
+    from gigmatch.data.snapshot import read_tables, write_snapshot
+    from gigmatch.params import load_params, override
 
     n_jobs = round(n_applications * JOBS_PER_APPLICATION)
     simulate = override(

@@ -41,10 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from gigmatch.bundle import load_bundle  # noqa: E402
-from gigmatch.config import Params, load_params  # noqa: E402
-from gigmatch.drift import evaluate_drift  # noqa: E402
-from gigmatch.monitoring import (  # noqa: E402
+from gigmatch.model.bundle import load_bundle  # noqa: E402
+from gigmatch.monitoring.frame import (  # noqa: E402
     MONITORED_CATEGORICAL,
     MONITORED_NUMERIC,
     SCORE,
@@ -52,7 +50,9 @@ from gigmatch.monitoring import (  # noqa: E402
     training_frame,
     write_frame,
 )
-from gigmatch.simulator.drift import SCENARIOS, simulate_batch  # noqa: E402
+from gigmatch.monitoring.rules import evaluate_drift  # noqa: E402
+from gigmatch.monitoring.scenarios import SCENARIOS, simulate_batch  # noqa: E402
+from gigmatch.params import Params, load_params  # noqa: E402
 
 POWER_BATCHES, NULL_BATCHES, BATCH_ROWS = 20, 100, 2000
 EVIDENTLY_REFERENCE_ROWS = 20_000

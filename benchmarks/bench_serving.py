@@ -15,6 +15,7 @@ rows without any server, with its texts new and with them cached.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -52,12 +53,13 @@ def _payloads(bundle: Path) -> tuple[list[bytes], list[bytes], Any, list[Any]]:
     """
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import request_for  # the same builder the API tests use
+    import pandas as pd
+    from conftest import match_columns_of, request_for  # the same builders the API tests use
 
-    from gigmatch.bundle import load_bundle
-    from gigmatch.config import load_params
-    from gigmatch.dataset import read_tables
-    from gigmatch.matching import match_columns_from_records, match_frame_from_records
+    from gigmatch.data.snapshot import read_tables
+    from gigmatch.features.match_frame import match_frame_from_table
+    from gigmatch.model.bundle import load_bundle
+    from gigmatch.params import load_params
 
     frames = read_tables(load_params(ROOT / "params.yaml").data.dir)
     job_ids = frames["jobs"].sort_values(["posted_at", "job_id"])["job_id"].to_numpy()[-(REQUESTS + 5) :]
@@ -74,9 +76,10 @@ def _payloads(bundle: Path) -> tuple[list[bytes], list[bytes], Any, list[Any]]:
         if len(candidates) < CANDIDATES:  # the first jobs have too few predecessors to borrow from
             continue
         ours.append(json.dumps({"job": job, "candidates": candidates}).encode())
-        split = json.loads(match_frame_from_records(job, candidates).to_json(orient="split", index=False))
+        frame = match_frame_from_table(pd.DataFrame([{**job, **candidate} for candidate in candidates]))
+        split = json.loads(frame.to_json(orient="split", index=False))
         theirs.append(json.dumps({"dataframe_split": {"columns": split["columns"], "data": split["data"]}}).encode())
-        columns.append(match_columns_from_records(job, candidates))
+        columns.append(match_columns_of([(job, candidates)]))
     return ours, theirs, load_bundle(bundle), columns
 
 
@@ -158,22 +161,23 @@ def _ms(value: str) -> float:
 
 def _floor(bundle: object, columns: list[object]) -> dict[str, float]:
     """Median in-process time to rank one request's 50 rows: first sight of its texts, and again."""
-    from gigmatch.feature_lookups import forget_all
-    from gigmatch.ranking import rank_candidates
+    from conftest import rank_alone
 
     model = bundle.model  # type: ignore[attr-defined]
 
-    def median_ms(before: object) -> float:
+    def median_ms(fresh: bool) -> float:
         times = []
         for request in columns:
-            before()  # type: ignore[operator]
+            # A fresh copy's transformer has no lookups yet: no text or skill list seen before.
+            scorer = copy.deepcopy(model) if fresh else model
             start = time.perf_counter()
-            rank_candidates(model, request, None, 3).ranked()  # type: ignore[arg-type]
+            rank_alone(scorer, request).ranked()  # type: ignore[attr-defined]
             times.append(time.perf_counter() - start)
         return sorted(times)[len(times) // 2] * 1000
 
-    cold = median_ms(forget_all)  # no text or skill list seen before
-    warm = median_ms(lambda: None)  # every text seen in the pass before
+    cold = median_ms(fresh=True)
+    median_ms(fresh=False)  # a first pass sees every text once
+    warm = median_ms(fresh=False)  # every text seen in the pass before
     return {"cold_ms": cold, "warm_ms": warm}
 
 

@@ -3,8 +3,8 @@
 For each size a snapshot is generated in a temporary directory, then timed twice,
 each in a fresh process:
   orchestrated  `gigmatch train`: Prefect (a cold ephemeral server) + MLflow (a new
-                SQLite store): candidates tracked, logged, registered and gated;
-  bare          the same task functions called directly (`task.fn`), candidates
+                SQLite store): models tracked, logged, registered and gated;
+  bare          the same domain functions called directly, models
                 in the same number of threads, no Prefect and no MLflow.
 The tax is orchestrated / bare. The scaling factor compares 1M with 100k against
 the linear baseline (10x the rows).
@@ -34,28 +34,27 @@ FREELANCERS_PER_JOB = 4.0
 
 
 def bare(params_path: Path) -> None:
-    """The flow's work without the orchestrator or the tracker."""
+    """The flow's work without the orchestrator or the tracker: the same domain functions, called directly."""
     sys.path.insert(0, str(ROOT))
-    from prefect.logging import disable_run_logger
+    from threadpoolctl import threadpool_limits
 
-    from gigmatch.config import load_params
-    from gigmatch.evaluation import exposure_fairness
-    from pipelines import training
+    from gigmatch.data.snapshot import read_tables
+    from gigmatch.params import load_params
+    from gigmatch.training.evaluation import evaluate_references
+    from gigmatch.training.fitting import fit_feature_matrices, select_model, split_snapshot, train_model
+    from gigmatch.training.reports import build_report
 
     params = load_params(params_path)
-    with disable_run_logger():
-        frames, _ = training.load_snapshot.fn(params.data.dir)
-        splits = training.split_by_time.fn(frames, params)
-        features = training.fit_features.fn(splits, params.train.text_max_features)
-        with ThreadPoolExecutor(params.train.parallel_candidates) as pool:
-            jobs = [
-                pool.submit(training.train_candidate.fn, name, spec, features, splits, params)
-                for name, spec in params.train.candidates.items()
-            ]
-            training.evaluate_references.fn(splits, params.evaluate)
-            candidates = [job.result() for job in jobs]
-    best = max(candidates, key=lambda c: c.figures.valid["ndcg_at_10"])
-    exposure_fairness(splits.sets["test"], best.test_scores, 10, 0.5, 100)
+    with threadpool_limits(limits=params.train.threads), ThreadPoolExecutor(params.train.parallel_fits) as pool:
+        sets = split_snapshot(read_tables(params.data.dir), params.split)
+        features = fit_feature_matrices(sets, params.train.text_max_features)
+        fits = [
+            pool.submit(train_model, name, spec, features, sets, params.train.seed, params.train.threads)
+            for name, spec in params.train.models.items()
+        ]
+        references = evaluate_references(sets.test, params.evaluate.baseline_seed)
+        trained = [fit.result() for fit in fits]
+        build_report(select_model(trained), trained, references, sets.test, params.evaluate)
 
 
 def _timed(command: list[str], env: dict[str, str]) -> float:
@@ -66,9 +65,9 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
 
 def measure(n_applications: int | None, workdir: Path) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    from gigmatch.config import load_params, override
-    from gigmatch.dataset import read_tables
-    from gigmatch.simulator import generate_snapshot
+    from gigmatch.data.simulator import generate_snapshot
+    from gigmatch.data.snapshot import read_tables
+    from gigmatch.params import load_params, override
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     simulate = load_params(ROOT / "params.yaml").simulate

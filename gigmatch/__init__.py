@@ -1,7 +1,10 @@
 """gigmatch: rank the freelancers who applied to a job post.
 
-The domain package shared by the pipelines and the server: the data contract
-(`schema`), the marketplace simulator, metrics, and the `gigmatch` CLI.
+One subpackage per stage of the lifecycle, in the order it runs: `data`,
+`features`, `model`, `training`, `monitoring`, `repro`; a few shared modules
+(`params`, `errors`, `settings`, `files`, `groups`); and `cli`, the `gigmatch`
+command. A stage imports the ones before it, never one after (import-linter,
+contracts in pyproject.toml).
 """
 
 __version__ = "0.1.0"

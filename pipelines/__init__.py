@@ -1,5 +1,8 @@
-"""Prefect flows: thin orchestration over the plain functions in `gigmatch`.
+"""Orchestration around the domain stages: Prefect flows, MLflow I/O, the Evidently page, runtime settings.
 
-The training and monitoring flows arrive with their issues; the data stage is
-run by DVC (`dvc.yaml`) through the `gigmatch data` commands.
+training (the training flow), monitoring (the monitoring flow), tracking and
+export (MLflow runs, models, registry, bundles), evidently_report (the drift
+gate's HTML page), settings (where things run and are stored). DVC runs the
+stage graph (`dvc.yaml`) through the `gigmatch` commands; the flows do the work
+inside and around its stages.
 """

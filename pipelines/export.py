@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import mlflow.artifacts
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gigmatch.bundle import LINEAGE_FILE, MODEL_DIR, Bundle, BundleError, load_bundle
-from gigmatch.dataset import staged_directory
+from gigmatch.files import staged_directory, write_json
+from gigmatch.model.bundle import LINEAGE_FILE, MODEL_DIR, Bundle, BundleError, load_bundle
 from pipelines import tracking
 from pipelines.settings import TrackingSettings
 
@@ -35,7 +34,7 @@ def export_bundle(model_name: str, alias: str, out: Path, settings: TrackingSett
         "version": str(version.version),
         "alias": alias,
         "run_id": version.run_id,
-        "candidate": run.data.tags.get("candidate", run.info.run_name),
+        "model_spec": run.data.tags.get("model_spec", run.info.run_name),
         "data_md5": run.data.tags.get("data_md5", "unknown"),
         "data_pinned": run.data.tags.get("data_pinned", "unknown") == "true",
         "git_commit": run.data.tags.get("git_commit", "unknown"),
@@ -47,6 +46,6 @@ def export_bundle(model_name: str, alias: str, out: Path, settings: TrackingSett
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{model_name}/{version.version}", dst_path=str(staging / MODEL_DIR)
         )
-        (staging / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
+        write_json(staging / LINEAGE_FILE, lineage)
         load_bundle(staging)  # a bundle that does not load never replaces one that does
     return load_bundle(out)

@@ -1,13 +1,13 @@
 """The monitoring flow: new prediction-log lines in, drift gate, retraining on drift.
 
 Each run gates what serving logged since the previous run (the cursor in
-`gigmatch.log_cursor`), writes the HTML report and the JSON verdict, and moves the
+`gigmatch.monitoring.log_cursor`), writes the HTML report and the JSON verdict, and moves the
 cursor only after the gate has judged those lines. Too few new rows to judge (the
 thresholds are calibrated for `drift.min_current_rows`) and the lines wait for the
 next run. On drift it starts the training flow as a subflow; that flow promotes a
 new champion only through its own gate, so monitoring can never ship a worse model.
 
-Scheduled with `flow.serve` on `drift.monitor_cron` (`gigmatch monitor --serve`),
+Scheduled with `flow.serve` on `GIGMATCH_MONITOR_CRON` (`gigmatch monitor --serve`),
 or run once (`gigmatch monitor`, `make monitor`).
 """
 
@@ -21,11 +21,13 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from gigmatch.config import Params, load_params
-from gigmatch.dataset import atomic_write_text
-from gigmatch.drift_report import GateOutcome, run_gate
-from gigmatch.log_cursor import NewLines, new_lines, read_cursor, save_cursor
-from pipelines.drift_html import build_html_report
+from gigmatch.files import atomic_write_text
+from gigmatch.monitoring.gate import GateOutcome, run_gate
+from gigmatch.monitoring.log_cursor import NewLines, new_lines, read_cursor, save_cursor
+from gigmatch.monitoring.prediction_log import candidate_count
+from gigmatch.params import Params, load_params
+from pipelines.evidently_report import build_html_report
+from pipelines.settings import get_monitoring_settings
 from pipelines.training import TrainingOutcome, run_training
 
 CURSOR_FILE = "monitor_cursor.json"
@@ -56,10 +58,9 @@ def count_candidate_rows(batch: NewLines) -> int:
     for line in batch.lines:
         try:
             record = json.loads(line)
+            rows += candidate_count(record) if isinstance(record, dict) else 0
         except ValueError:
             continue
-        candidates = record.get("freelancer_id") if isinstance(record, dict) else None
-        rows += len(candidates) if isinstance(candidates, list) else 1
     return rows
 
 
@@ -74,7 +75,8 @@ def stage_batch(batch: NewLines, report_dir: Path) -> Path:
 
 @task(name="drift-gate", cache_policy=NO_CACHE)
 def drift_gate(params: Params, batch: Path, bundle: Path, report_dir: Path) -> GateOutcome:
-    return run_gate(params, batch, None, bundle, report_dir, build_html_report)
+    cache_dir = get_monitoring_settings().reference_cache_dir
+    return run_gate(params, batch, None, bundle, report_dir, build_html_report, cache_dir)
 
 
 @task(name="advance-cursor", cache_policy=NO_CACHE)
@@ -91,7 +93,7 @@ def monitor_flow(
     retrain_on_drift: bool = True,
 ) -> MonitorOutcome:
     params = load_params(params_path)
-    log_dir = Path(log_dir or params.drift.prediction_log_dir)
+    log_dir = Path(log_dir or get_monitoring_settings().log_dir)
     report_dir = Path(report_dir or params.drift.report_dir)
     cursor_path = report_dir / CURSOR_FILE
     logger = get_run_logger()
@@ -116,10 +118,9 @@ def monitor_flow(
 
 
 def serve_monitoring(params_path: Path = Path("params.yaml"), bundle: Path = Path("bundle")) -> None:
-    """Run the flow on the cron in params.yaml until stopped (needs a Prefect API: PREFECT_API_URL)."""
-    params = load_params(params_path)
+    """Run the flow on GIGMATCH_MONITOR_CRON until stopped (needs a Prefect API: PREFECT_API_URL)."""
     monitor_flow.serve(
         name="gigmatch-monitor",
-        cron=params.drift.monitor_cron,
+        cron=get_monitoring_settings().monitor_cron,
         parameters={"params_path": str(params_path), "bundle": str(bundle)},
     )

@@ -1,16 +1,20 @@
-"""Runtime settings of the pipelines, from environment variables (pydantic-settings).
+"""Runtime settings of the pipelines, from environment variables (`gigmatch.settings`).
 
-Parameters that change a model live in params.yaml; where things are stored
-and which servers to talk to live here, so the same code runs on a laptop
-(local SQLite store, ephemeral Prefect) and against a team's servers.
+Where runs, models and monitoring state are stored and which servers to talk
+to: the same code runs on a laptop (local SQLite store, ephemeral Prefect) and
+against a team's servers.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gigmatch.settings import DEFAULT_PREDICTION_LOG_DIR, read_settings
 
 
 class TrackingSettings(BaseSettings):
@@ -24,6 +28,20 @@ class TrackingSettings(BaseSettings):
     gigmatch_artifact_root: Path = Path("mlruns")
 
 
+class MonitoringSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GIGMATCH_", extra="ignore", frozen=True)
+
+    log_dir: Path = DEFAULT_PREDICTION_LOG_DIR  # GIGMATCH_LOG_DIR: the prediction log serving writes
+    monitor_cron: Annotated[str, Field(pattern=r"^\S+( \S+){4}$")] = "0 3 * * *"  # GIGMATCH_MONITOR_CRON: five fields
+    # GIGMATCH_REFERENCE_CACHE_DIR: the champion's training rows, scored once per model and data version.
+    reference_cache_dir: Path = Path("reports/monitoring")
+
+
 @lru_cache
 def get_tracking_settings() -> TrackingSettings:
-    return TrackingSettings()
+    return read_settings(TrackingSettings)
+
+
+@lru_cache
+def get_monitoring_settings() -> MonitoringSettings:
+    return read_settings(MonitoringSettings)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.artifacts
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
@@ -25,12 +28,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
-from gigmatch.models import TRUSTED_MODEL_TYPES
+from gigmatch.model.bundle import load_model_dir
+from gigmatch.model.pipeline import TRUSTED_MODEL_TYPES
+from gigmatch.repro.code import REPOSITORY_ROOT, closure_files, import_closure
+from gigmatch.training.promotion import RecordedFigures
 from pipelines.settings import TrackingSettings
 
-# What a served model needs, pinned to the versions it was trained with.
-_MODEL_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "skops", "pyarrow")
-_GIGMATCH_SOURCE = Path(__file__).resolve().parents[1] / "gigmatch"
+# What a served model needs, pinned to the versions it was trained with: the libraries
+# its pipeline and the code it carries (`model_code`) import.
+_MODEL_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "skops", "pyarrow", "pandera")
 
 
 def configure(settings: TrackingSettings) -> None:
@@ -103,8 +109,18 @@ class LoggedModel:
     model_uri: str
 
 
-def model_save_options(model: Pipeline, example: pd.DataFrame, predict_fn: str) -> dict[str, Any]:
-    """How every gigmatch model is stored: signature, example, pinned requirements, bundled code, skops."""
+def model_code(directory: Path) -> list[str]:
+    """The code a model needs to load and score, copied into `directory`: the import closure of the
+    gigmatch classes it holds (its feature transformer), not the CLI, simulator, training or verify code."""
+    modules = {name.rpartition(".")[0] for name in TRUSTED_MODEL_TYPES if name.startswith("gigmatch.")}
+    for file in closure_files(import_closure(modules)):
+        (directory / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPOSITORY_ROOT / file, directory / file)
+    return [str(directory / "gigmatch")]
+
+
+def model_save_options(model: Pipeline, example: pd.DataFrame, predict_fn: str, code_dir: Path) -> dict[str, Any]:
+    """How every gigmatch model is stored: signature, example, pinned requirements, its code, skops."""
     scores = model.predict_proba(example)[:, 1] if predict_fn == "predict_proba" else model.predict(example)
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values; ours never do (the contract says so).
@@ -114,7 +130,7 @@ def model_save_options(model: Pipeline, example: pd.DataFrame, predict_fn: str) 
         "signature": signature,
         "input_example": example.head(3),
         "pip_requirements": model_requirements(),
-        "code_paths": [str(_GIGMATCH_SOURCE)],
+        "code_paths": model_code(code_dir),
         "pyfunc_predict_fn": predict_fn,
         "serialization_format": "skops",
         "skops_trusted_types": list(TRUSTED_MODEL_TYPES),
@@ -123,8 +139,9 @@ def model_save_options(model: Pipeline, example: pd.DataFrame, predict_fn: str) 
 
 def log_model(run_id: str, model: Pipeline, example: pd.DataFrame, predict_fn: str) -> LoggedModel:
     """Log the whole pipeline (features + estimator) to a run."""
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.sklearn.log_model(model, name="model", **model_save_options(model, example, predict_fn))
+    with tempfile.TemporaryDirectory(prefix="gigmatch-model-code-") as code_dir, mlflow.start_run(run_id=run_id):
+        options = model_save_options(model, example, predict_fn, Path(code_dir))
+        info = mlflow.sklearn.log_model(model, name="model", **options)
     return LoggedModel(run_id, info.model_uri)
 
 
@@ -147,13 +164,6 @@ def set_alias(model_name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(model_name, alias, version)
 
 
-@dataclass(frozen=True)
-class RecordedFigures:
-    test_ndcg_at_10: float | None
-    data_md5: str | None
-    split: str | None
-
-
 def recorded_figures(model_name: str, version: str) -> RecordedFigures:
     """What a registered version's run recorded about its own test split."""
     client = MlflowClient()
@@ -164,4 +174,9 @@ def recorded_figures(model_name: str, version: str) -> RecordedFigures:
 
 
 def load_version(model_name: str, version: str) -> Pipeline:
-    return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+    """A registered version's pipeline, read as serving reads a bundle (skops, this code's trusted types only)."""
+    with tempfile.TemporaryDirectory(prefix="gigmatch-version-") as directory:
+        model_dir = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{model_name}/{version}", dst_path=directory
+        )
+        return load_model_dir(Path(model_dir))

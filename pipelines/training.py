@@ -1,9 +1,11 @@
-"""The training flow: pinned snapshot in, evaluated candidates tracked, champion gated.
+"""The training flow: pinned snapshot in, evaluated models tracked, champion gated.
 
-The flow body reads as a table of contents; each task is a thin call into the
-plain functions of `gigmatch`. Candidates train in parallel through the task
-runner. The champion alias moves only in the last step, after every other step
-has succeeded, so a crashed or interrupted run never moves it.
+The flow body is a table of contents of named tasks; each task is a thin call
+into `gigmatch.training` (fitting, evaluation, the report, the promotion rule),
+`gigmatch.repro` (lineage, the fingerprint) or `pipelines.tracking` (MLflow).
+Models train in parallel through the task runner. The champion alias moves only
+in the last registry step, after every other step has succeeded, so a crashed
+or interrupted run never moves it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -19,47 +20,43 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from threadpoolctl import threadpool_limits
 
-from gigmatch.config import CandidateParams, EvaluateParams, Params, load_params
-from gigmatch.dataset import read_tables
-from gigmatch.evaluation import (
-    EvaluationSet,
-    baseline_scores,
-    calibration_table,
-    exposure_fairness,
-    ndcg_curve,
-    ranking_metrics,
-    slice_metrics,
+from gigmatch.data.snapshot import read_tables
+from gigmatch.features.transformer import IncompatibleFeaturesError
+from gigmatch.model.bundle import UntrustedModelError
+from gigmatch.model.pipeline import is_probabilistic, match_scores
+from gigmatch.params import EvaluateParams, ModelSpec, Params, SplitParams, load_params
+from gigmatch.repro.fingerprint import FINGERPRINT_FILE, model_fingerprint, write_fingerprint
+from gigmatch.repro.lineage import Lineage, current_lineage
+from gigmatch.training.evaluation import EvaluationSet, ReferenceFigures, evaluate_references, ranking_metrics
+from gigmatch.training.fitting import (
+    FeatureMatrices,
+    SplitSets,
+    TrainedModel,
+    fit_feature_matrices,
+    select_model,
+    split_snapshot,
+    train_model,
 )
-from gigmatch.features import IncompatibleFeaturesError, MatchFeatures
-from gigmatch.fingerprint import FINGERPRINT_FILE, fingerprint_document, probe_rows, probe_summary, write_fingerprint
-from gigmatch.matching import build_match_frame
-from gigmatch.models import TrainingData, assemble_pipeline, fit_estimator, is_probabilistic, match_scores
-from gigmatch.promotion import CHAMPION, Decision, GateError, GateFigures, decide
-from gigmatch.reports import CandidateFigures, ReferenceFigures, metrics_document, ndcg_curve_frame, write_reports
-from gigmatch.schema import APPLICATIONS, FREELANCERS, JOBS, SIMULATOR_TRUTH
-from gigmatch.splits import split_jobs_by_time
+from gigmatch.training.promotion import (
+    CHAMPION,
+    Decision,
+    GateError,
+    GateFigures,
+    decide,
+    promotion_record,
+    split_tag,
+)
+from gigmatch.training.reports import TrainingReport, build_report, write_reports
 from pipelines import tracking
-from pipelines.lineage import Lineage, current_lineage
 from pipelines.settings import get_tracking_settings
 
-
-@dataclass(frozen=True)
-class Splits:
-    sets: dict[str, EvaluationSet]  # train, valid, test
-    job_counts: dict[str, int]
+EXAMPLE_ROWS = 5  # rows of the test frame logged with each model as its input example
 
 
 @dataclass(frozen=True)
-class Features:
-    transformer: MatchFeatures
-    matrices: dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    figures: CandidateFigures
-    model: object  # the fitted pipeline: features + estimator
-    test_scores: np.ndarray
+class Champion:
+    version: str | None  # None: there is no champion yet (or it is the version just registered)
+    test_ndcg_at_10: float | None
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,53 @@ class TrainingOutcome:
     metrics: dict[str, object]
 
 
+# ---------------------------------------------------------------- flow
+
+
+@flow(name="gigmatch-train", log_prints=True)
+def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
+    params = load_params(params_path)
+    model_name = params.register_.model_name
+    experiment_id = open_experiment(params.register_.experiment)
+    frames, lineage = load_snapshot(params.data.dir)
+    with tracking.run(experiment_id, "train", tags=lineage.tags()) as run_id:
+        sets = split_by_time(frames, params.split)
+        features = fit_features(sets, params.train.text_max_features)
+        fits = [train.submit(name, spec, features, sets, params) for name, spec in params.train.models.items()]
+        references = evaluate_baselines(sets.test, params.evaluate)
+        trained = [fit.result() for fit in fits]
+        selected = select_best(trained)
+        report = report_on_test(selected, trained, references, sets, params.evaluate)
+        log_training_run(run_id, params, sets, report, lineage)
+        logged = log_models(run_id, experiment_id, trained, sets.test.frame.head(EXAMPLE_ROWS), params, lineage)
+        version = register_model(logged[selected.name], model_name, lineage, selected.name)
+        champion = measure_champion(model_name, version, sets.test, lineage, params.split)
+        decision = gate_champion(selected, champion, references, report, params)
+        promotion = record_decision(run_id, model_name, version, selected, champion, decision, report)
+        move_alias(model_name, version, decision)  # the last registry change: everything before it succeeded
+        write_training_reports(params, lineage, selected, trained, sets.test, report, promotion)
+    print(f"version {version} of {model_name} ({selected.name}) {decision.summary()}")
+    return TrainingOutcome(selected.name, version, decision, report.metrics)
+
+
+def run_training(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
+    """Run the flow with the task runner sized from params.yaml."""
+    params = load_params(params_path)
+    runner: ThreadPoolTaskRunner = ThreadPoolTaskRunner(max_workers=params.train.parallel_fits)
+    # BLAS pools are process-wide: cap them around the whole flow too, so a model
+    # finishing first cannot restore the default for one still training beside it.
+    with threadpool_limits(limits=params.train.threads):
+        return train_flow.with_options(task_runner=runner)(params_path=params_path)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------- tasks
+
+
+@task(name="open-experiment", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def open_experiment(experiment: str) -> str:
+    settings = get_tracking_settings()
+    tracking.configure(settings)
+    return tracking.ensure_experiment(experiment, settings)
 
 
 @task(name="load-snapshot", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
@@ -79,93 +122,90 @@ def load_snapshot(data_dir: Path) -> tuple[dict[str, pd.DataFrame], Lineage]:
 
 
 @task(name="split-by-time", cache_policy=NO_CACHE)
-def split_by_time(frames: dict[str, pd.DataFrame], params: Params) -> Splits:
-    applications = frames[APPLICATIONS].sort_values(["job_id", "freelancer_id"], kind="stable")
-    split = split_jobs_by_time(frames[JOBS], params.split.valid_fraction, params.split.test_fraction)
-    truth = None
-    if SIMULATOR_TRUTH in frames:
-        keyed = frames[SIMULATOR_TRUTH].set_index(["job_id", "freelancer_id"])["true_match_probability"]
-        truth = keyed.reindex(pd.MultiIndex.from_frame(applications[["job_id", "freelancer_id"]])).to_numpy()
-    match = build_match_frame(applications, frames[JOBS], frames[FREELANCERS])
-    relevance = applications["outcome"].to_numpy(dtype=np.int64)
-    sets = {}
-    for name, mask in split.masks(match["job_id"].to_numpy()).items():
-        rows = np.flatnonzero(mask)
-        sets[name] = EvaluationSet(
-            match.iloc[rows].reset_index(drop=True), relevance[rows], None if truth is None else truth[rows]
-        )
-    return Splits(sets, split.sizes())
+def split_by_time(frames: dict[str, pd.DataFrame], split: SplitParams) -> SplitSets:
+    return split_snapshot(frames, split)
 
 
 @task(name="fit-features", cache_policy=NO_CACHE)
-def fit_features(splits: Splits, text_max_features: int) -> Features:
-    transformer = MatchFeatures(text_max_features=text_max_features).fit(splits.sets["train"].frame)
-    return Features(transformer, {name: transformer.transform(s.frame) for name, s in splits.sets.items()})
+def fit_features(sets: SplitSets, text_max_features: int) -> FeatureMatrices:
+    return fit_feature_matrices(sets, text_max_features)
 
 
-@task(name="train-candidate", cache_policy=NO_CACHE)
-def train_candidate(name: str, spec: CandidateParams, features: Features, splits: Splits, params: Params) -> Candidate:
-    train = splits.sets["train"]
-    data = TrainingData(features.matrices["train"], train.relevance, train.group)
-    estimator = fit_estimator(spec.kind, spec.params, data, params.train.seed, params.train.threads)
-    model = assemble_pipeline(features.transformer, estimator)
-    # Score through the estimator on the precomputed matrices: the same numbers the
-    # assembled pipeline gives on the frames, without recomputing features.
-    scores = {split: match_scores(estimator, features.matrices[split]) for split in ("valid", "test")}
-    probabilistic = is_probabilistic(estimator)
-    figures = CandidateFigures(
-        name,
-        spec.kind,
-        ranking_metrics(splits.sets["valid"], scores["valid"], probabilistic),
-        ranking_metrics(splits.sets["test"], scores["test"], probabilistic),
-        ndcg_curve(splits.sets["test"], scores["test"]),
-    )
+@task(name="train-model", cache_policy=NO_CACHE)
+def train(name: str, spec: ModelSpec, features: FeatureMatrices, sets: SplitSets, params: Params) -> TrainedModel:
+    trained = train_model(name, spec, features, sets, params.train.seed, params.train.threads)
+    figures = trained.figures
     get_run_logger().info(
         "%s: valid NDCG@10 %.4f, test NDCG@10 %.4f", name, figures.valid["ndcg_at_10"], figures.test["ndcg_at_10"]
     )
-    return Candidate(figures, model, scores["test"])
+    return trained
 
 
-@task(name="evaluate-references", cache_policy=NO_CACHE)
-def evaluate_references(splits: Splits, params: EvaluateParams) -> ReferenceFigures:
-    test = splits.sets["test"]
-    scores = baseline_scores(test, params.baseline_seed)
-    return ReferenceFigures(
-        {name: ranking_metrics(test, score) for name, score in scores.items()},
-        {name: ndcg_curve(test, score) for name, score in scores.items()},
-    )
+@task(name="evaluate-baselines", cache_policy=NO_CACHE)
+def evaluate_baselines(test: EvaluationSet, evaluate: EvaluateParams) -> ReferenceFigures:
+    return evaluate_references(test, evaluate.baseline_seed)
 
 
-@task(name="log-candidates", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
-def log_candidates(
+@task(name="select-model", cache_policy=NO_CACHE)
+def select_best(trained: list[TrainedModel]) -> TrainedModel:
+    return select_model(trained)
+
+
+@task(name="report-on-test", cache_policy=NO_CACHE)
+def report_on_test(
+    selected: TrainedModel,
+    trained: list[TrainedModel],
+    references: ReferenceFigures,
+    sets: SplitSets,
+    evaluate: EvaluateParams,
+) -> TrainingReport:
+    return build_report(selected, trained, references, sets.test, evaluate)
+
+
+@task(name="log-training-run", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def log_training_run(run_id: str, params: Params, sets: SplitSets, report: TrainingReport, lineage: Lineage) -> None:
+    metrics = {f"{split}.{k}": v for split in ("test", "valid") for k, v in report.metrics[split].items()}  # type: ignore[attr-defined]
+    run_params = {
+        "split.valid_fraction": params.split.valid_fraction,
+        "split.test_fraction": params.split.test_fraction,
+        "train.seed": params.train.seed,
+        "data_md5": lineage.data_md5,
+        **{f"jobs.{name}": count for name, count in sets.job_counts.items()},
+    }
+    tracking.log_figures(run_id, run_params, metrics, {"selected_model": report.selected})
+
+
+@task(name="log-models", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def log_models(
     parent_run_id: str,
     experiment_id: str,
-    candidates: list[Candidate],
+    trained: list[TrainedModel],
     example: pd.DataFrame,
     params: Params,
     lineage: Lineage,
 ) -> dict[str, tracking.LoggedModel]:
+    """One nested MLflow run per trained model: its params, metrics and the model itself."""
     logged = {}
-    for candidate in candidates:
-        spec = params.train.candidates[candidate.figures.name]
-        tags = {**lineage.tags(), "split": _split_tag(params)}
-        with tracking.run(experiment_id, candidate.figures.name, parent_run_id, tags) as run_id:
-            metrics = {f"valid_{k}": v for k, v in candidate.figures.valid.items()}
-            metrics |= {f"test_{k}": v for k, v in candidate.figures.test.items()}
+    tags = {**lineage.tags(), "split": split_tag(params.split)}
+    for model in trained:
+        spec = params.train.models[model.name]
+        with tracking.run(experiment_id, model.name, parent_run_id, tags) as run_id:
+            metrics = {f"valid_{k}": v for k, v in model.figures.valid.items()}
+            metrics |= {f"test_{k}": v for k, v in model.figures.test.items()}
             run_params = {
                 "kind": spec.kind,
                 "seed": params.train.seed,
                 **{f"model.{k}": v for k, v in spec.params.items()},
             }
-            tracking.log_figures(run_id, run_params, metrics, {"candidate": candidate.figures.name})
-            predict_fn = "predict_proba" if is_probabilistic(candidate.model) else "predict"
-            logged[candidate.figures.name] = tracking.log_model(run_id, candidate.model, example, predict_fn)
+            tracking.log_figures(run_id, run_params, metrics, {"model_spec": model.name})
+            predict_fn = "predict_proba" if is_probabilistic(model.model) else "predict"
+            logged[model.name] = tracking.log_model(run_id, model.model, example, predict_fn)
     return logged
 
 
 @task(name="register-model", cache_policy=NO_CACHE)
-def register_model(logged: tracking.LoggedModel, params: Params, lineage: Lineage, selected: str) -> str:
-    return tracking.register(logged.model_uri, params.register_.model_name, {**lineage.tags(), "candidate": selected})
+def register_model(logged: tracking.LoggedModel, model_name: str, lineage: Lineage, selected: str) -> str:
+    return tracking.register(logged.model_uri, model_name, {**lineage.tags(), "model_spec": selected})
 
 
 def _worth_retrying(task: object, task_run: object, state: State) -> bool:
@@ -187,165 +227,78 @@ def _worth_retrying(task: object, task_run: object, state: State) -> bool:
     cache_policy=NO_CACHE,
 )
 def measure_champion(
-    model_name: str, version: str, test: EvaluationSet, lineage: Lineage, split: str
-) -> tuple[str | None, float | None]:
-    """The current champion's test NDCG@10 on this run's test split (None if there is none).
+    model_name: str, version: str, test: EvaluationSet, lineage: Lineage, split: SplitParams
+) -> Champion:
+    """The current champion's test NDCG@10 on this run's test split.
 
-    A champion fitted by another version of the feature code cannot be scored here;
-    its recorded figure stands in only if it was measured on this very test split.
+    A champion fitted by other feature code (another features version, or classes this
+    code no longer has) cannot be scored here; its recorded figure stands in only if
+    it was measured on this very test split, else the gate cannot compare (GateError).
     """
     champion = tracking.alias_version(model_name, CHAMPION)
     if champion is None or champion == version:
-        return None, None
-    model = tracking.load_version(model_name, champion)
+        return Champion(None, None)
     try:
-        return champion, ranking_metrics(test, match_scores(model, test.frame))["ndcg_at_10"]
-    except IncompatibleFeaturesError as exc:
-        recorded = tracking.recorded_figures(model_name, champion)
-        if recorded.test_ndcg_at_10 is not None and (recorded.data_md5, recorded.split) == (lineage.data_md5, split):
-            get_run_logger().warning("champion %s: %s; using its recorded test NDCG@10", champion, exc)
-            return champion, recorded.test_ndcg_at_10
-        raise GateError(
-            f"champion version {champion} cannot be scored by this code ({exc}) and was measured on other data "
-            "or another split, so the gate cannot compare: move the alias by hand after review, or retrain it"
-        ) from exc
+        model = tracking.load_version(model_name, champion)
+        return Champion(champion, ranking_metrics(test, match_scores(model, test.frame))["ndcg_at_10"])
+    except (IncompatibleFeaturesError, UntrustedModelError) as exc:
+        recorded = tracking.recorded_figures(model_name, champion).stand_in_for(lineage.data_md5, split_tag(split))
+        if recorded is None:
+            raise GateError(
+                f"champion version {champion} cannot be scored by this code ({exc}) and was measured on other data "
+                "or another split, so the gate cannot compare: move the alias by hand after review, or retrain it"
+            ) from exc
+        get_run_logger().warning("champion %s: %s; using its recorded test NDCG@10", champion, exc)
+        return Champion(champion, recorded)
 
 
 @task(name="gate-champion", cache_policy=NO_CACHE)
-def gate_champion(model_name: str, version: str, decision: Decision) -> None:
+def gate_champion(
+    selected: TrainedModel, champion: Champion, references: ReferenceFigures, report: TrainingReport, params: Params
+) -> Decision:
+    figures = GateFigures(
+        selected.figures.test["ndcg_at_10"],
+        champion.test_ndcg_at_10,
+        references.test["skill_overlap"]["ndcg_at_10"],
+        report.fairness.ratio,
+    )
+    return decide(figures, params.promote.min_improvement, params.promote.min_fairness_ratio)
+
+
+@task(name="record-decision", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def record_decision(
+    run_id: str,
+    model_name: str,
+    version: str,
+    selected: TrainedModel,
+    champion: Champion,
+    decision: Decision,
+    report: TrainingReport,
+) -> dict[str, object]:
+    """What the registry is about to do and why, with the slices it was decided on, in the training run."""
+    promotion = promotion_record(model_name, version, selected.name, champion.version, decision)
+    tracking.log_json(run_id, promotion, "promotion.json")
+    tracking.log_json(run_id, report.slices, "slices.json")
+    tracking.log_figures(run_id, {}, {}, {"promotion.decision": decision.alias, "registered_version": version})
+    return promotion
+
+
+@task(name="move-alias", cache_policy=NO_CACHE)
+def move_alias(model_name: str, version: str, decision: Decision) -> None:
     tracking.set_alias(model_name, decision.alias, version)
 
 
-# ---------------------------------------------------------------- flow
-
-
-@flow(name="gigmatch-train", log_prints=True)
-def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
-    params = load_params(params_path)
-    settings = get_tracking_settings()
-    tracking.configure(settings)
-    experiment_id = tracking.ensure_experiment(params.register_.experiment, settings)
-
-    frames, lineage = load_snapshot(params.data.dir)
-    with tracking.run(experiment_id, "train", tags=lineage.tags()) as parent_run_id:
-        splits = split_by_time(frames, params)
-        features = fit_features(splits, params.train.text_max_features)
-        futures = [
-            train_candidate.submit(name, spec, features, splits, params)
-            for name, spec in params.train.candidates.items()
-        ]
-        references = evaluate_references(splits, params.evaluate)
-        candidates = [future.result() for future in futures]
-        best = max(candidates, key=lambda c: (c.figures.valid["ndcg_at_10"], c.figures.name))
-        test = splits.sets["test"]
-        fairness = exposure_fairness(
-            test,
-            best.test_scores,
-            params.evaluate.fairness_top_k,
-            params.evaluate.qualified_min_coverage,
-            params.evaluate.fairness_min_qualified,
-        )
-        metrics = metrics_document(best.figures.name, [c.figures for c in candidates], references, fairness.ratio)
-        _log_run_figures(parent_run_id, params, splits, metrics, lineage)
-
-        logged = log_candidates(parent_run_id, experiment_id, candidates, test.frame.head(5), params, lineage)
-        model_name = params.register_.model_name
-        version = register_model(logged[best.figures.name], params, lineage, best.figures.name)
-        champion_version, champion_ndcg = measure_champion(model_name, version, test, lineage, _split_tag(params))
-        decision = decide(
-            GateFigures(
-                best.figures.test["ndcg_at_10"],
-                champion_ndcg,
-                references.test["skill_overlap"]["ndcg_at_10"],
-                fairness.ratio,
-            ),
-            params.promote.min_improvement,
-            params.promote.min_fairness_ratio,
-        )
-        promotion = {
-            "model_name": model_name,
-            "version": version,
-            "candidate": best.figures.name,
-            "previous_champion": champion_version,
-            **decision.as_dict(),
-        }
-        slices = {"selected_candidate": best.figures.name, "test": slice_metrics(test, best.test_scores)}
-        slices["fairness"] = {"ratio": fairness.ratio, "by_region": fairness.by_region}
-        tracking.log_json(parent_run_id, promotion, "promotion.json")
-        tracking.log_json(parent_run_id, slices, "slices.json")
-        tracking.log_figures(
-            parent_run_id, {}, {}, {"promotion.decision": decision.alias, "registered_version": version}
-        )
-        calibration = _calibration(candidates, best, test)
-        # The last mutation of the registry: everything before it has succeeded.
-        gate_champion(model_name, version, decision)
-        write_reports(
-            params.train.reports_dir,
-            metrics,
-            slices,
-            promotion,
-            ndcg_curve_frame(best.figures.name, [c.figures for c in candidates], references),
-            calibration,
-        )
-        write_fingerprint(
-            Path(params.train.reports_dir) / FINGERPRINT_FILE, _fingerprint(params, lineage, best, candidates, test)
-        )
-
-    print(f"version {version} of {model_name} ({best.figures.name}) {decision.summary()}")
-    return TrainingOutcome(best.figures.name, version, decision, metrics)
-
-
-def run_training(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
-    """Run the flow with the task runner sized from params.yaml."""
-    params = load_params(params_path)
-    runner: ThreadPoolTaskRunner = ThreadPoolTaskRunner(max_workers=params.train.parallel_candidates)
-    # BLAS pools are process-wide: cap them around the whole flow too, so a candidate
-    # finishing first cannot restore the default for one still training beside it.
-    with threadpool_limits(limits=params.train.threads):
-        return train_flow.with_options(task_runner=runner)(params_path=params_path)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _split_tag(params: Params) -> str:
-    """Identifies the test split together with the data md5."""
-    return f"time:{params.split.valid_fraction}/{params.split.test_fraction}"
-
-
-def _log_run_figures(run_id: str, params: Params, splits: Splits, metrics: dict[str, object], lineage: Lineage) -> None:
-    flat = {f"{section}.{k}": v for section in ("test", "valid") for k, v in metrics[section].items()}  # type: ignore[attr-defined]
-    run_params = {
-        "split.valid_fraction": params.split.valid_fraction,
-        "split.test_fraction": params.split.test_fraction,
-        "train.seed": params.train.seed,
-        "data_md5": lineage.data_md5,
-        **{f"jobs.{name}": count for name, count in splits.job_counts.items()},
-    }
-    tracking.log_figures(run_id, run_params, flat, {"selected_candidate": str(metrics["selected_candidate"])})
-
-
-def _fingerprint(
-    params: Params, lineage: Lineage, best: Candidate, candidates: list[Candidate], test: EvaluationSet
-) -> dict[str, object]:
-    """The selected model's fingerprint: scored on the probe through the assembled pipeline (what is served)."""
-    probe = test.frame.iloc[probe_rows(test.group)].reset_index(drop=True)
-    return fingerprint_document(
-        params=params,
-        data_md5=lineage.data_md5,
-        selected=best.figures.name,
-        probe=probe_summary(probe, match_scores(best.model, probe)),
-        test_metrics=best.figures.test,
-        valid_ndcg_at_10={c.figures.name: c.figures.valid["ndcg_at_10"] for c in candidates},
-    )
-
-
-def _calibration(candidates: list[Candidate], best: Candidate, test: EvaluationSet) -> pd.DataFrame:
-    """Calibration of the selected model if it gives probabilities, else of the best that does."""
-    probabilistic = [c for c in candidates if "log_loss" in c.figures.test]
-    chosen = (
-        best if best in probabilistic else max(probabilistic, key=lambda c: c.figures.valid["ndcg_at_10"], default=None)
-    )
-    if chosen is None:
-        return pd.DataFrame(columns=["bin", "predicted", "observed", "rows", "model"])
-    return calibration_table(chosen.test_scores, test.hired).assign(model=chosen.figures.name)
+@task(name="write-reports", cache_policy=NO_CACHE)
+def write_training_reports(
+    params: Params,
+    lineage: Lineage,
+    selected: TrainedModel,
+    trained: list[TrainedModel],
+    test: EvaluationSet,
+    report: TrainingReport,
+    promotion: dict[str, object],
+) -> None:
+    """The DVC metrics and plots, the promotion record, and the selected model's fingerprint."""
+    write_reports(params.train.reports_dir, report, promotion)
+    fingerprint = model_fingerprint(params, lineage.data_md5, selected, trained, test)
+    write_fingerprint(Path(params.train.reports_dir) / FINGERPRINT_FILE, fingerprint)

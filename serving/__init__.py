@@ -1,4 +1,6 @@
 """The FastAPI app that serves the champion model from an exported bundle.
 
-It arrives with the serving issue; it will import only `gigmatch` domain code.
+It imports only the code that loads and scores a model (`gigmatch.model`,
+`gigmatch.features` and what they use), never the flows, the CLI, training or
+the simulator: the image ships exactly that (`serving/Dockerfile`).
 """

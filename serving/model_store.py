@@ -11,7 +11,7 @@ import gc
 import threading
 from pathlib import Path
 
-from gigmatch.bundle import Bundle, BundleError, load_bundle
+from gigmatch.model.bundle import Bundle, BundleError, load_bundle
 
 
 class ModelStore:

@@ -1,11 +1,11 @@
-"""The prediction log: every answered request, appended as JSON lines for monitoring.
+"""The prediction log's writer: every answered request, appended as a JSON line for monitoring.
 
-One line per request, its per-candidate columns as lists (see
-`serving.routers.match._log_record`); `explode_log` turns lines into one row per
-candidate. A request serialises its line and appends it to a bounded buffer; one
-background thread wakes every `flush_seconds` and appends what is buffered to a
-daily file with vectored writes. When the buffer is full or the disk fails,
-lines are dropped and counted: logging never fails or slows a request.
+The line's format is `gigmatch.monitoring.prediction_log`'s (one line per request,
+per-candidate columns as lists), read back by the monitoring flow. A request
+serialises its line and appends it to a bounded buffer; one background thread
+wakes every `flush_seconds` and appends what is buffered to the day's file with
+vectored writes. When the buffer is full or the disk fails, lines are dropped
+and counted: logging never fails or slows a request.
 
 The thread does almost no Python work: a writer thread that serialises, or even
 joins megabytes of lines, holds the GIL, and the event loop waits for it (that
@@ -24,21 +24,12 @@ from pathlib import Path
 
 import orjson
 
-Row = dict[str, object]
+from gigmatch.monitoring.prediction_log import log_file_name
+
+Record = dict[str, object]
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
 _APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 _MAX_IOVECS = 1024  # buffers per writev call (IOV_MAX on Linux)
-
-
-def explode_log(records: list[Row]) -> list[Row]:
-    """Per-request records to one row per candidate: list values are spread, scalars repeated."""
-    rows: list[Row] = []
-    for record in records:
-        lists = {k: v for k, v in record.items() if isinstance(v, list)}
-        scalars = {k: v for k, v in record.items() if not isinstance(v, list)}
-        count = len(next(iter(lists.values()), []))
-        rows.extend({**scalars, **{k: v[i] for k, v in lists.items()}} for i in range(count))
-    return rows
 
 
 class PredictionLog:
@@ -68,7 +59,7 @@ class PredictionLog:
         else:
             self.flush()
 
-    def append(self, record: Row) -> None:
+    def append(self, record: Record) -> None:
         """Buffer one request's line; drop it (counted) when the buffer is full or it will not serialise."""
         if len(self._lines) >= self._capacity:
             self._on_drop(1)
@@ -85,7 +76,7 @@ class PredictionLog:
         if not count:
             return
         lines = [self._lines.popleft() for _ in range(count)]
-        path = self.directory / f"predictions-{datetime.now(UTC):%Y%m%d}.jsonl"
+        path = self.directory / log_file_name(datetime.now(UTC))
         try:
             try:
                 descriptor = os.open(path, _APPEND, 0o644)

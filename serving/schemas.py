@@ -1,7 +1,7 @@
 """Request and response models of the API (pydantic v2, strict).
 
 Allowed values and ranges come from the taxonomy and the data contract
-(`gigmatch.schema`), so the API accepts exactly what training data may hold.
+(`gigmatch.data.contract`), so the API accepts exactly what training data may hold.
 Unknown fields are refused; so are duplicate candidates and blank text.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from gigmatch.schema import (
+from gigmatch.data.contract import (
     AVAILABILITY_RANGE,
     BUDGET_RANGE_USD,
     MAX_ID,
@@ -24,7 +24,7 @@ from gigmatch.schema import (
     UTC_OFFSET_RANGE,
     YEARS_RANGE,
 )
-from gigmatch.taxonomy import BUDGET_TYPES, CATEGORY_SLUGS, DURATIONS, EXPERIENCE_LEVELS, REGION_SLUGS, SKILL_SLUGS
+from gigmatch.data.taxonomy import BUDGET_TYPES, CATEGORY_SLUGS, DURATIONS, EXPERIENCE_LEVELS, REGION_SLUGS, SKILL_SLUGS
 
 Category = Literal[CATEGORY_SLUGS]  # type: ignore[valid-type]
 Skill = Literal[SKILL_SLUGS]  # type: ignore[valid-type]

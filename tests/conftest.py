@@ -6,10 +6,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from gigmatch.config import Params, SimulateParams, load_params, override
-from gigmatch.simulator import generate_snapshot
+from gigmatch.data.simulator import generate_snapshot
+from gigmatch.params import Params, SimulateParams, load_params, override
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +50,20 @@ def training_snapshot(tmp_path_factory: pytest.TempPathFactory, params: Params) 
 
 
 @pytest.fixture(scope="session")
+def pinned_snapshot(tmp_path_factory: pytest.TempPathFactory, params: Params) -> Path:
+    """The snapshot data.dvc pins: the checkout's data/ when it matches, else regenerated from the seed (~8 s)."""
+    from gigmatch.data.pinning import directory_md5, matches, read_pin
+
+    pin = read_pin(ROOT / "data.dvc")
+    if matches(ROOT / "data", pin):
+        return ROOT / "data"
+    target = tmp_path_factory.mktemp("pinned") / "data"
+    generate_snapshot(params.simulate, target)
+    assert directory_md5(target) == pin.md5, "params.yaml and the simulator no longer give the pinned data"
+    return target
+
+
+@pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One Prefect test server for the session (starting one costs ~15 s)."""
     from prefect.testing.utilities import prefect_test_harness
@@ -83,11 +98,44 @@ def mlflow_store(tmp_path: Path, migrated_mlflow_db: Path, monkeypatch: pytest.M
     get_tracking_settings.cache_clear()
 
 
+@pytest.fixture
+def monitoring_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The monitoring settings pointed into the test's directory: the prediction log and the reference cache."""
+    from pipelines.settings import get_monitoring_settings
+
+    monkeypatch.setenv("GIGMATCH_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("GIGMATCH_REFERENCE_CACHE_DIR", str(tmp_path / "reference-cache"))
+    get_monitoring_settings.cache_clear()
+    yield tmp_path
+    get_monitoring_settings.cache_clear()
+
+
+def match_columns_of(requests: list[tuple[dict, list[dict]]]) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
+    """Jobs and their candidates (plain JSON values) as match columns, built as the API's request path builds them."""
+    from operator import itemgetter
+
+    from gigmatch.features.match_frame import FREELANCER_COLUMNS, JOB_COLUMNS, match_columns_from_values
+
+    job_values, candidate_values = itemgetter(*JOB_COLUMNS), itemgetter(*FREELANCER_COLUMNS)
+    return match_columns_from_values([(job_values(job), list(map(candidate_values, cs))) for job, cs in requests])
+
+
+def rank_alone(model: object, rows: object, top_k: int | None = None, n_reasons: int = 3) -> object:
+    """One job's candidates (a match frame or match columns) ranked as one request of its own."""
+    from gigmatch.features.match_frame import match_columns
+    from gigmatch.model.ranking import rank_many
+
+    [ranking] = rank_many(model, match_columns(rows), [len(match_columns(rows)["job_id"])], [top_k], n_reasons)  # type: ignore[arg-type]
+    if isinstance(ranking, ValueError):
+        raise ranking
+    return ranking
+
+
 def request_for(job_id: int, frames: dict) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
     """A job and its applicants as an API client sends them: plain JSON values."""
     import pandas as pd
 
-    from gigmatch.matching import FREELANCER_COLUMNS, JOB_COLUMNS
+    from gigmatch.features.match_frame import FREELANCER_COLUMNS, JOB_COLUMNS
 
     job_row = frames["jobs"].set_index("job_id").loc[job_id]
     job = {c: job_row[c] for c in JOB_COLUMNS if c != "job_id"} | {"job_id": int(job_id)}
@@ -118,10 +166,11 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path
 
     from mlflow.sklearn import save_model
 
-    from gigmatch.dataset import read_tables
-    from gigmatch.features import MatchFeatures
-    from gigmatch.matching import build_match_frame
-    from gigmatch.models import TrainingData, assemble_pipeline, fit_estimator
+    from gigmatch.data.snapshot import read_tables
+    from gigmatch.features.match_frame import build_match_frame
+    from gigmatch.features.transformer import MatchFeatures
+    from gigmatch.model.pipeline import assemble_pipeline
+    from gigmatch.training.estimators import TrainingData, fit_estimator
     from pipelines.tracking import model_save_options
 
     frames = read_tables(training_snapshot)
@@ -131,7 +180,8 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path
     data = TrainingData(features.transform(match), apps["outcome"].to_numpy(), apps["job_id"].to_numpy())
     model = assemble_pipeline(features, fit_estimator("logistic", {"C": 1.0}, data, seed=0, n_jobs=1))
     out = tmp_path_factory.mktemp("bundle") / "bundle"
-    save_model(model, str(out / "model"), **model_save_options(model, match.head(5), "predict_proba"))
+    code_dir = tmp_path_factory.mktemp("model-code")
+    save_model(model, str(out / "model"), **model_save_options(model, match.head(5), "predict_proba", code_dir))
     lineage = {
         "model_name": "gigmatch-ranker",
         "version": "7",
@@ -147,13 +197,14 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path
 @pytest.fixture(scope="session")
 def drift_reference(tmp_path_factory: pytest.TempPathFactory, params: Params, bundle_dir: Path) -> Path:
     """A monitoring frame of 20,000 `none` rows scored by the test bundle: the drift gate's reference."""
-    from gigmatch.bundle import load_bundle
-    from gigmatch.monitoring import frame_from_match_table, write_frame
-    from gigmatch.simulator.drift import simulate_batch
+    from gigmatch.files import write_parquet
+    from gigmatch.model.bundle import load_bundle
+    from gigmatch.monitoring.frame import frame_from_match_table
+    from gigmatch.monitoring.scenarios import simulate_batch
 
     table = simulate_batch(params.simulate, "none", None, 20_000, seed=9_001)
     path = tmp_path_factory.mktemp("drift") / "reference.parquet"
-    write_frame(frame_from_match_table(table, load_bundle(bundle_dir).model), path)
+    write_parquet(frame_from_match_table(table, load_bundle(bundle_dir).model), path)
     return path
 
 

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from gigmatch.bundle import load_bundle
-from gigmatch.dataset import read_tables
-from gigmatch.matching import FREELANCER_COLUMNS, JOB_COLUMNS, match_columns_from_records
-from gigmatch.ranking import Ranking, rank_candidates
+from gigmatch.data.snapshot import read_tables
+from gigmatch.features.match_frame import FREELANCER_COLUMNS, JOB_COLUMNS
+from gigmatch.model.bundle import load_bundle
+from gigmatch.model.ranking import Ranking
 from serving.batching import MatchBatcher
-from tests.conftest import request_for
+from tests.conftest import match_columns_of, rank_alone, request_for
 
 Values = tuple[tuple[object, ...], list[tuple[object, ...]]]
 
@@ -56,7 +56,7 @@ def test_requests_arriving_while_the_loop_is_busy_join_the_batch(
     rankings = _rank_staggered(MatchBatcher(3, max_rows=20_000, max_wait=1.0), model, requests, turns_apart=1)
     assert batch_sizes == [len(requests)]
     for ranking, (job, candidates) in zip(rankings, requests, strict=True):
-        alone = rank_candidates(model, match_columns_from_records(job, candidates), None, 3)
+        alone = rank_alone(model, match_columns_of([(job, candidates)]))
         np.testing.assert_array_equal(ranking.scores, alone.scores)
         np.testing.assert_array_equal(ranking.order, alone.order)
         np.testing.assert_array_equal(ranking.reason_features, alone.reason_features)

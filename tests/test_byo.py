@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from gigmatch.byo import contract_markdown, import_snapshot
 from gigmatch.cli import ExitCode, main
-from gigmatch.config import ImportParams, ParamsError, load_params
-from gigmatch.dataset import read_tables
-from gigmatch.evaluation import EvaluationSet, baseline_scores
-from gigmatch.reports import CandidateFigures, ReferenceFigures, metrics_document, ndcg_curve_frame
-from gigmatch.schema import CONTRACTS, REQUIRED_TABLES, SIMULATOR_TRUTH
+from gigmatch.data.client_import import contract_markdown, import_snapshot
+from gigmatch.data.contract import CONTRACTS, REQUIRED_TABLES, SIMULATOR_TRUTH
+from gigmatch.data.snapshot import read_tables
+from gigmatch.params import ImportParams, ParamsError, load_params
+from gigmatch.training.evaluation import EvaluationSet, ModelFigures, ReferenceFigures, baseline_scores
+from gigmatch.training.reports import metrics_document, ndcg_curve_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 # How this imaginary client names things: client column -> contract column.
@@ -219,11 +219,11 @@ def test_without_truth_there_is_no_oracle_and_the_plot_keeps_its_columns() -> No
     assert "oracle" not in scores and {"random", "popularity", "skill_overlap"} <= set(scores)
 
     figures = {"ndcg_at_10": 0.5}
-    candidate = CandidateFigures("logistic", "logistic", figures, figures, [0.5] * 7)
+    model = ModelFigures("logistic", "logistic", figures, figures, [0.5] * 7)
     references = ReferenceFigures({"random": {"ndcg_at_10": 0.2}}, {"random": [0.2] * 7})
-    metrics = metrics_document("logistic", [candidate], references, fairness_ratio=0.9)
+    metrics = metrics_document("logistic", [model], references, fairness_ratio=0.9)
     assert not any("oracle" in key for key in metrics["test"])  # type: ignore[attr-defined]
-    curve = ndcg_curve_frame("logistic", [candidate], references)
+    curve = ndcg_curve_frame("logistic", [model], references)
     assert "oracle" in curve.columns and curve["oracle"].isna().all()
     assert curve.to_csv(index=False).splitlines()[1].endswith(",")  # an empty cell, which `dvc plots` skips
 

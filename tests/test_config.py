@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gigmatch.config import ParamsError, load_params, override
+from gigmatch.params import ParamsError, load_params, override
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,3 +48,20 @@ def test_override_validates() -> None:
     assert override(simulate, n_jobs=50).n_jobs == 50
     with pytest.raises(ValueError, match="n_jobs"):
         override(simulate, n_jobs=1)
+
+
+def test_a_bad_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gigmatch.settings import SettingsError, read_settings
+    from pipelines.settings import MonitoringSettings
+
+    monkeypatch.setenv("GIGMATCH_MONITOR_CRON", "every night")
+    with pytest.raises(SettingsError, match="GIGMATCH_MONITOR_CRON: String should match pattern"):
+        read_settings(MonitoringSettings)
+    monkeypatch.setenv("GIGMATCH_MONITOR_CRON", "30 2 * * 1")
+    assert read_settings(MonitoringSettings).monitor_cron == "30 2 * * 1"
+
+
+def test_deployment_settings_are_not_stage_params() -> None:
+    """Where things run and are stored changes no result, so it reruns nothing: not in params.yaml."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert not {"monitor_cron", "prediction_log_dir", "reference_cache_dir"} & set(raw["drift"])

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gigmatch.cli import ExitCode, main
-from gigmatch.schema import table_file
+from gigmatch.data.contract import table_file
 
 
 def _edit(directory: Path, table: str, change: Callable[[pa.Table], pa.Table]) -> None:

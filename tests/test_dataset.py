@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gigmatch.config import SimulateParams
-from gigmatch.dataset import read_tables, write_snapshot
-from gigmatch.simulator import generate_marketplace
-from gigmatch.validation import ContractError
+from gigmatch.data.simulator import generate_marketplace
+from gigmatch.data.snapshot import read_tables, write_snapshot
+from gigmatch.data.validation import ContractError
+from gigmatch.params import SimulateParams
 
 
 def _fingerprint(directory: Path) -> dict[str, str]:
@@ -39,7 +39,7 @@ def test_crash_while_writing_leaves_the_old_snapshot(
     def disk_full(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("gigmatch.dataset.pq.write_table", disk_full)
+    monkeypatch.setattr("gigmatch.data.snapshot.pq.write_table", disk_full)
     with pytest.raises(OSError, match="No space left"):
         write_snapshot({"freelancers": market.freelancers, "jobs": market.jobs}, small_snapshot)
     assert _fingerprint(small_snapshot) == before
@@ -61,7 +61,7 @@ def test_atomic_text_files_get_the_usual_permissions(tmp_path: Path) -> None:
     """Reports are shared files: not the 0600 a temporary file is created with."""
     import os
 
-    from gigmatch.dataset import atomic_write_text
+    from gigmatch.files import atomic_write_text
 
     target = tmp_path / "report.json"
     atomic_write_text(target, "{}\n")

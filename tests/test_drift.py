@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,26 +11,30 @@ import pandas as pd
 import pytest
 import yaml
 
-from gigmatch.bundle import load_bundle
 from gigmatch.cli import ExitCode, main
-from gigmatch.config import Params
-from gigmatch.features import FEATURE_NAMES
-from gigmatch.monitoring import (
+from gigmatch.data.validation import ContractError
+from gigmatch.features.names import FEATURE_NAMES
+from gigmatch.files import write_parquet
+from gigmatch.model.bundle import load_bundle
+from gigmatch.monitoring.frame import (
     FRAME_COLUMNS,
+    MONITORED_CATEGORICAL,
+    MONITORED_NUMERIC,
+    SCORE,
     champion_reference,
     frame_from_match_table,
     read_frame,
-    write_frame,
 )
-from gigmatch.simulator.drift import simulate_batch
-from gigmatch.validation import ContractError
+from gigmatch.monitoring.rules import column_statistic
+from gigmatch.monitoring.scenarios import simulate_batch
+from gigmatch.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _batch(params: Params, tmp_path: Path, scenario: str, seed: int = 11) -> Path:
     path = tmp_path / f"{scenario}.parquet"
-    write_frame(simulate_batch(params.simulate, scenario, None, 2000, seed), path)
+    write_parquet(simulate_batch(params.simulate, scenario, None, 2000, seed), path)
     return path
 
 
@@ -226,3 +231,32 @@ def test_data_batch_writes_a_deterministic_match_table(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(first, second)
     assert len(first) >= 500 and "outcome" in first.columns
     assert main(["data", "batch", "--scenario", "nope", "--out", str(tmp_path / "x.parquet")]) == ExitCode.USAGE
+
+
+@pytest.mark.slow  # Evidently's import and a report of 73 metrics: ~20 s
+def test_the_drift_statistics_are_evidentlys_column_by_column(
+    params: Params, drift_reference: Path, bundle_dir: Path
+) -> None:
+    """The gate computes its statistics itself (one pass, no report library in the domain) and says they
+    are Evidently's: every monitored column, every method, against Evidently's ValueDrift on the same rows."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    reference = pd.read_parquet(drift_reference)
+    table = simulate_batch(params.simulate, "budget_inflation", None, 2000, seed=3)
+    current = frame_from_match_table(table, load_bundle(bundle_dir).model)
+    current.loc[::7, "rating"] = np.nan  # missing values are left out by both
+    numeric, categorical = [*MONITORED_NUMERIC, SCORE], list(MONITORED_CATEGORICAL)
+    checks = [(c, m, True) for c in numeric for m in ("wasserstein", "jensenshannon", "psi")]
+    checks += [(c, m, False) for c in categorical for m in ("jensenshannon", "psi")]
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    snapshot = Report([ValueDrift(column=c, method=m) for c, m, _ in checks]).run(
+        current_data=Dataset.from_pandas(current[numeric + categorical], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[numeric + categorical], data_definition=definition),
+    )
+    theirs = {(m["config"]["column"], m["config"]["method"]): m["value"] for m in snapshot.dict()["metrics"]}
+    assert len(theirs) == len(checks) == 3 * len(numeric) + 2 * len(categorical)
+    for column, method, is_numeric in checks:
+        ours = column_statistic(method, reference[column], current[column], is_numeric)
+        assert ours == pytest.approx(theirs[(column, method)], rel=1e-9, abs=1e-12), (column, method)

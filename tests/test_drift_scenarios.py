@@ -8,16 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from gigmatch.bundle import load_bundle
-from gigmatch.config import Params
-from gigmatch.drift import Verdict, evaluate_drift
-from gigmatch.features import FEATURE_NAMES
-from gigmatch.matching import MATCH_COLUMNS
-from gigmatch.monitoring import frame_from_match_table
-from gigmatch.simulator.drift import SCENARIOS, SURGING_REGION, simulate_batch
-from gigmatch.taxonomy import REGION_SLUGS
+from gigmatch.cli import main
+from gigmatch.data.taxonomy import REGION_SLUGS
+from gigmatch.features.match_frame import MATCH_COLUMNS
+from gigmatch.features.names import FEATURE_NAMES
+from gigmatch.model.bundle import load_bundle
+from gigmatch.monitoring.frame import frame_from_match_table
+from gigmatch.monitoring.rules import Verdict, evaluate_drift
+from gigmatch.monitoring.scenarios import SCENARIOS, SURGING_REGION, simulate_batch
+from gigmatch.params import Params
 
+ROOT = Path(__file__).resolve().parents[1]
 SEED = 21
 # scenario -> a column the shift must drift (None: the shift is not in the features), and a rule that must fail
 EXPECTED = {
@@ -46,7 +49,7 @@ def gate(params: Params, bundle_dir: Path, drift_reference: Path):
 
 
 def _ndcg(frame: pd.DataFrame, params: Params) -> float:
-    from gigmatch.metrics import ndcg_at_k
+    from gigmatch.training.ranking_metrics import ndcg_at_k
 
     return ndcg_at_k(frame["job_id"].to_numpy(), frame["match_score"].to_numpy(), frame["outcome"].to_numpy(), 10)
 
@@ -55,9 +58,19 @@ def _statistic(verdict: Verdict, column: str) -> float:
     return next(c.statistic for c in verdict.columns if c.column == column)
 
 
-def test_every_scenario_is_documented_and_none_has_no_shift() -> None:
+def test_every_scenario_is_documented_and_none_has_no_shift(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(EXPECTED) | {"none"} == set(SCENARIOS)
     assert SCENARIOS["none"].default_magnitude == 0.0 and all(s.doc for s in SCENARIOS.values())
+    assert main(["data", "scenarios"]) == 0
+    listed = " ".join(capsys.readouterr().err.split())  # the table, wrapped to the terminal
+    for name, scenario in SCENARIOS.items():
+        assert name in listed and f"{scenario.default_magnitude:g}" in listed
+
+
+def test_the_pipeline_workflow_offers_every_scenario() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pipeline.yml").read_text())
+    trigger = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on:` as true
+    assert trigger["workflow_dispatch"]["inputs"]["scenario"]["options"] == list(SCENARIOS)
 
 
 def test_none_batch_passes_every_rule(gate) -> None:

@@ -7,9 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gigmatch.dataset import read_tables
-from gigmatch.evaluation import EvaluationSet, baseline_scores, exposure_fairness, ranking_metrics, slice_metrics
-from gigmatch.matching import build_match_frame
+from gigmatch.data.snapshot import read_tables
+from gigmatch.features.match_frame import build_match_frame
+from gigmatch.training.evaluation import (
+    EvaluationSet,
+    baseline_scores,
+    exposure_fairness,
+    ranking_metrics,
+    slice_metrics,
+)
 
 
 @pytest.fixture(scope="module")

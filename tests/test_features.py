@@ -11,12 +11,16 @@ import skops.io as sio
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from gigmatch.config import Params
-from gigmatch.dataset import read_tables
-from gigmatch.features import FEATURE_NAMES, MatchFeatures, _rarity_sum
-from gigmatch.matching import build_match_frame, match_frame_from_records
-from gigmatch.models import TRUSTED_MODEL_TYPES, TrainingData, assemble_pipeline, fit_estimator
-from tests.conftest import request_for
+from gigmatch.data.snapshot import read_tables
+from gigmatch.features import lookups as feature_lookups
+from gigmatch.features.match_frame import build_match_frame
+from gigmatch.features.names import FEATURE_NAMES
+from gigmatch.features.skills import rarity_sum
+from gigmatch.features.transformer import MatchFeatures
+from gigmatch.model.pipeline import TRUSTED_MODEL_TYPES, assemble_pipeline
+from gigmatch.params import Params
+from gigmatch.training.estimators import TrainingData, fit_estimator
+from tests.conftest import match_columns_of, request_for
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def test_training_and_serving_features_are_identical(
     training = fitted.transform(match)
     for job_id in frames["jobs"]["job_id"].iloc[[0, 57, 203, 399]]:
         job, candidates = request_for(int(job_id), frames)
-        served = fitted.transform(match_frame_from_records(job, candidates))
+        served = fitted.transform(match_columns_of([(job, candidates)]))  # as the API builds them
         rows = np.flatnonzero(match["job_id"].to_numpy() == job_id)
         np.testing.assert_array_equal(served, training[rows])
 
@@ -82,10 +86,10 @@ def test_rarity_sums_do_not_depend_on_the_rows_summed_with_them() -> None:
     rng = np.random.default_rng(1)
     rarity = -np.log(rng.random(149))
     indicator = rng.random((400, 149)) < 0.05
-    together = _rarity_sum(indicator, rarity)
+    together = rarity_sum(indicator, rarity)
     for size in (1, 3, 7):
         for lo in range(0, len(indicator), size):
-            np.testing.assert_array_equal(_rarity_sum(indicator[lo : lo + size], rarity), together[lo : lo + size])
+            np.testing.assert_array_equal(rarity_sum(indicator[lo : lo + size], rarity), together[lo : lo + size])
 
 
 def test_unknown_skills_are_ignored_not_fatal(match: pd.DataFrame, fitted: MatchFeatures) -> None:
@@ -104,7 +108,7 @@ def test_missing_ratings_are_filled_from_training(match: pd.DataFrame, fitted: M
 
 
 @pytest.mark.parametrize("name", ["logistic", "gbm_classifier", "lambdarank"])
-def test_every_candidate_serialises_with_the_trusted_types_only(
+def test_every_model_kind_serialises_with_the_trusted_types_only(
     name: str, params: Params, match: pd.DataFrame, fitted: MatchFeatures, frames: dict[str, pd.DataFrame]
 ) -> None:
     rows = slice(0, 2000)
@@ -112,7 +116,7 @@ def test_every_candidate_serialises_with_the_trusted_types_only(
     data = TrainingData(
         fitted.transform(match.iloc[rows]), apps["outcome"].to_numpy()[rows], apps["job_id"].to_numpy()[rows]
     )
-    spec = params.train.candidates[name]
+    spec = params.train.models[name]
     pipeline = assemble_pipeline(fitted, fit_estimator(spec.kind, spec.params, data, seed=0, n_jobs=1))
     untrusted = set(sio.get_untrusted_types(data=sio.dumps(pipeline)))
     assert untrusted <= set(TRUSTED_MODEL_TYPES)
@@ -140,8 +144,6 @@ def test_columns_and_frame_give_the_same_features(match: pd.DataFrame, fitted: M
 def test_cached_lookups_change_nothing_and_stay_bounded(
     match: pd.DataFrame, fitted: MatchFeatures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gigmatch import feature_lookups
-
     sample = match.head(600)
     uncached = clone(fitted).fit(match)  # a fresh instance: its own, empty lookups
     monkeypatch.setattr(feature_lookups, "TEXT_CACHE_SIZE", 5)
@@ -158,8 +160,6 @@ def test_cached_lookups_change_nothing_and_stay_bounded(
 
 
 def test_refitting_starts_new_lookups(match: pd.DataFrame) -> None:
-    from gigmatch import feature_lookups
-
     features = MatchFeatures(text_max_features=50).fit(match)
     narrow = features.transform(match.head(200))[:, FEATURE_NAMES.index("text_similarity")]
     features.set_params(text_max_features=2000).fit(match)
@@ -179,3 +179,25 @@ def test_rows_sharing_ids_but_not_texts_keep_their_own_texts(match: pd.DataFrame
     column = FEATURE_NAMES.index("text_similarity")
     each_alone = [fitted.transform(rows.iloc[[i]])[0, column] for i in range(2)]
     assert fitted.transform(rows)[:, column].tolist() == each_alone
+
+
+@pytest.mark.slow  # the pinned snapshot (regenerated when data/ is absent) and a fit on its training split: ~25 s
+def test_text_similarity_is_scikit_learns_tfidf_cosine_on_the_pinned_data(
+    pinned_snapshot: Path, params: Params
+) -> None:
+    """The fast text cosine (shared terms only, cached vectors) against the plain computation: the fitted
+    TfidfVectorizer's own L2-normalised vectors of each row's description and profile, multiplied out."""
+    from gigmatch.training.fitting import split_snapshot
+
+    sets = split_snapshot(read_tables(pinned_snapshot), params.split)
+    fitted = MatchFeatures(text_max_features=params.train.text_max_features).fit(sets.train.frame)
+    rows = pd.concat([s.frame for s in sets.by_name().values()], ignore_index=True)
+    ours = fitted.transform(rows)[:, FEATURE_NAMES.index("text_similarity")]
+
+    vectorizer = fitted.text_vectorizer_
+    descriptions, description_row = np.unique(rows["description"].to_numpy(dtype=str), return_inverse=True)
+    profiles, profile_row = np.unique(rows["profile_text"].to_numpy(dtype=str), return_inverse=True)
+    plain = vectorizer.transform(descriptions)[description_row].multiply(vectorizer.transform(profiles)[profile_row])
+    expected = np.asarray(plain.sum(axis=1)).ravel()
+    assert len(ours) > 100_000 and (expected > 0).mean() > 0.5  # the whole snapshot, mostly texts that share terms
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gigmatch.repo_guard import DEFAULT_MAX_KB, main, violations
+from devtools.repo_guard import DEFAULT_MAX_KB, main, violations
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / ".pre-commit-config.yaml"
@@ -47,8 +47,8 @@ REFUSED = {
     "export/MLmodel": "model files",
 }
 ALLOWED = [
-    "gigmatch/repo_guard.py",
-    "gigmatch/bundle.py",
+    "devtools/repo_guard.py",
+    "gigmatch/model/bundle.py",
     "tests/test_hygiene.py",
     ".env.example",
     ".envrc",

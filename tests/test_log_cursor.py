@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gigmatch.log_cursor import new_lines, read_cursor, save_cursor
+from gigmatch.monitoring.log_cursor import new_lines, read_cursor, save_cursor
 
 
 def _append(path: Path, *records: dict[str, object], partial: str = "") -> None:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gigmatch.metrics import average_precision_at_k, ndcg_at_k, ndcg_per_group, recall_at_k, top_k_mask
+from gigmatch.training.ranking_metrics import average_precision_at_k, ndcg_at_k, ndcg_per_group, recall_at_k, top_k_mask
 
 
 def test_perfect_and_reversed_ranking() -> None:

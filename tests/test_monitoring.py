@@ -16,29 +16,27 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from gigmatch.dataset import read_tables
-from gigmatch.drift_report import VERDICT_FILE
-from gigmatch.splits import split_jobs_by_time
+from gigmatch.data.snapshot import read_tables
+from gigmatch.monitoring.gate import VERDICT_FILE
+from gigmatch.training.splits import split_jobs_by_time
 from pipelines.monitoring import CURSOR_FILE, monitor_flow
 from serving.main import create_app
 from serving.settings import ServingSettings
 from tests.conftest import request_for
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.usefixtures("prefect_harness", "mlflow_store"), pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("prefect_harness", "mlflow_store", "monitoring_settings"), pytest.mark.slow]
 Change = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _params(tmp_path: Path, snapshot: Path, min_rows: int) -> Path:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["dir"] = str(snapshot)
-    raw["train"]["candidates"] = {"logistic": {"kind": "logistic", "params": {"C": 1.0}}}
+    raw["train"]["models"] = {"logistic": {"kind": "logistic", "params": {"C": 1.0}}}
     raw["train"]["reports_dir"] = str(tmp_path / "train-reports")
     raw["evaluate"]["fairness_min_qualified"] = 20
     raw["promote"]["min_fairness_ratio"] = 0.4
     raw["drift"]["report_dir"] = str(tmp_path / "drift")
-    raw["drift"]["reference_cache_dir"] = str(tmp_path / "reference-cache")
-    raw["drift"]["prediction_log_dir"] = str(tmp_path / "logs")
     raw["drift"]["min_current_rows"] = min_rows
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))

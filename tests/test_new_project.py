@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.new_project import LEFT_OUT, TEMPLATE_NAME, NewProjectError, check_name, create_project, project_files
 from gigmatch.cli import ExitCode, main
-from gigmatch.config import load_params
-from gigmatch.new_project import LEFT_OUT, TEMPLATE_NAME, NewProjectError, check_name, create_project, project_files
+from gigmatch.params import load_params
 from tests.conftest import request_for
 from tests.test_byo import MAPPING, write_client_tables
 
@@ -191,9 +191,9 @@ def prefect_url(prefect_harness: None) -> str:
 def test_a_new_project_runs_its_lifecycle_on_a_clients_data(
     tmp_path: Path, git_identity: None, prefect_url: str, small_simulate: object
 ) -> None:
-    from gigmatch.config import override
-    from gigmatch.dataset import read_tables
-    from gigmatch.simulator import generate_snapshot
+    from gigmatch.data.simulator import generate_snapshot
+    from gigmatch.data.snapshot import read_tables
+    from gigmatch.params import override
 
     dest = tmp_path / NAME
     create_project(ROOT, NAME, dest)
@@ -205,7 +205,7 @@ def test_a_new_project_runs_its_lifecycle_on_a_clients_data(
     write_client_tables(tmp_path / "simulated", tmp_path / "client")
     raw = yaml.safe_load((dest / "params.yaml").read_text())
     raw["data"]["import"]["columns"] = MAPPING
-    raw["train"]["candidates"] = {  # small, so the test trains in seconds
+    raw["train"]["models"] = {  # small, so the test trains in seconds
         "logistic": {"kind": "logistic", "params": {"C": 1.0}},
         "lambdarank": {
             "kind": "lambdarank",

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from gigmatch.cli import ExitCode, main
-from gigmatch.config import Params, SimulateParams, override
-from gigmatch.pinning import PinError, directory_md5, materialise, read_pin
-from gigmatch.simulator import generate_snapshot
+from gigmatch.data.pinning import PinError, directory_md5, materialise, read_pin
+from gigmatch.data.simulator import generate_snapshot
+from gigmatch.params import Params, SimulateParams, override
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gigmatch.promotion import CHALLENGER, CHAMPION, GateFigures, decide
+from gigmatch.training.promotion import CHALLENGER, CHAMPION, GateFigures, decide
 
 
 def _figures(

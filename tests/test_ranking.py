@@ -10,15 +10,14 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from gigmatch import text_match
-from gigmatch.bundle import load_bundle
-from gigmatch.dataset import read_tables
-from gigmatch.explain import is_scaled_linear, scaled_linear_scores
-from gigmatch.matching import match_columns_from_jobs, match_columns_from_records
-from gigmatch.models import match_scores
-from gigmatch.ranking import Ranking, rank_candidates, rank_many
-from gigmatch.text_match import TextVector, paired_cosine
-from tests.conftest import request_for
+from gigmatch.data.snapshot import read_tables
+from gigmatch.features import text
+from gigmatch.features.text import TextVector, paired_cosine
+from gigmatch.model.bundle import load_bundle
+from gigmatch.model.explain import is_scaled_linear, scaled_linear_scores
+from gigmatch.model.pipeline import estimator_of, features_of, match_scores
+from gigmatch.model.ranking import Ranking, rank_many
+from tests.conftest import match_columns_of, rank_alone, request_for
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +42,10 @@ def test_each_job_in_a_batch_ranks_exactly_as_alone(model: Pipeline, requests: l
     job, candidates = requests[0]
     batch = [*requests, (job, candidates[: len(candidates) // 2])]
     top_ks = [None, 3, None, 1, None, 2]
-    together = rank_many(model, match_columns_from_jobs(batch), [len(c) for _, c in batch], top_ks, 3)
+    together = rank_many(model, match_columns_of(batch), [len(c) for _, c in batch], top_ks, 3)
     for (job, candidates), top_k, ranking in zip(batch, top_ks, together, strict=True):
         assert isinstance(ranking, Ranking)
-        _same(ranking, rank_candidates(model, match_columns_from_records(job, candidates), top_k, 3))
+        _same(ranking, rank_alone(model, match_columns_of([(job, candidates)]), top_k))
         assert len(ranking.ranked()) == (top_k or len(candidates))
 
 
@@ -54,20 +53,18 @@ def test_a_job_that_cannot_be_scored_fails_alone(model: Pipeline, requests: list
     (job, candidates), (other_job, other_candidates) = requests[:2]
     broken = [{**candidates[0], "hourly_rate_usd": 0.0}, *candidates[1:]]  # log(0): not a finite feature
     batch = [(job, broken), (other_job, other_candidates)]
-    first, second = rank_many(
-        model, match_columns_from_jobs(batch), [len(broken), len(other_candidates)], [None, None], 3
-    )
+    first, second = rank_many(model, match_columns_of(batch), [len(broken), len(other_candidates)], [None, None], 3)
     assert isinstance(first, ValueError) and "rate_budget_log_ratio" in str(first)
     assert isinstance(second, Ranking)
-    _same(second, rank_candidates(model, match_columns_from_records(other_job, other_candidates), None, 3))
+    _same(second, rank_alone(model, match_columns_of([(other_job, other_candidates)])))
     with pytest.raises(ValueError, match="no candidates"):
-        rank_many(model, match_columns_from_jobs([(job, [])]), [0], [None], 3)
+        rank_many(model, match_columns_of([(job, [])]), [0], [None], 3)
 
 
 def test_the_linear_shortcut_agrees_with_scikit_learn(model: Pipeline, requests: list) -> None:
-    estimator = model.named_steps["model"]
+    estimator = estimator_of(model)
     assert is_scaled_linear(estimator)
-    features = model.named_steps["features"].transform(match_columns_from_jobs(requests))
+    features = features_of(model).transform(match_columns_of(requests))
     scores, effects = scaled_linear_scores(estimator, features)
     np.testing.assert_allclose(scores, match_scores(estimator, features), rtol=1e-12, atol=0)
     scaler, linear = estimator.steps[0][1], estimator.steps[1][1]
@@ -78,7 +75,7 @@ def test_the_linear_shortcut_agrees_with_scikit_learn(model: Pipeline, requests:
 
 @pytest.mark.parametrize("table_cells", [1 << 22, 40], ids=["one pass", "blocks of descriptions"])
 def test_paired_cosine_is_the_term_by_term_sum_bit_for_bit(table_cells: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text_match, "_TABLE_CELLS", table_cells)
+    monkeypatch.setattr(text, "_TABLE_CELLS", table_cells)
     rng = random.Random(7)
 
     def vector(size: int) -> tuple[TextVector, dict[int, float]]:
@@ -104,7 +101,5 @@ def test_paired_cosine_is_the_term_by_term_sum_bit_for_bit(table_cells: int, mon
 
 def test_ranking_a_frame_and_its_columns_agree(model: Pipeline, requests: list) -> None:
     job, candidates = requests[2]
-    columns = match_columns_from_records(job, candidates)
-    _same(rank_candidates(model, pd.DataFrame(columns), None, 3), rank_candidates(model, columns, None, 3))
-    with pytest.raises(ValueError, match="one job's candidates"):
-        rank_candidates(model, match_columns_from_jobs(requests[:2]), None, 3)
+    columns = match_columns_of([(job, candidates)])
+    _same(rank_alone(model, pd.DataFrame(columns)), rank_alone(model, columns))

@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# DVC commands on the checkout itself take its repository lock: these run in one worker (pytest -n).
+pytestmark = pytest.mark.xdist_group("checkout-dvc")
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 

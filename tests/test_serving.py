@@ -16,15 +16,14 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from gigmatch.bundle import load_bundle
-from gigmatch.dataset import read_tables
-from gigmatch.matching import match_frame_from_records
-from gigmatch.ranking import rank_candidates
+from gigmatch.data.snapshot import read_tables
+from gigmatch.features.match_frame import match_frame_from_table
+from gigmatch.model.bundle import load_bundle
+from gigmatch.monitoring.prediction_log import spread_records
 from serving.main import create_app
-from serving.prediction_log import explode_log
 from serving.schemas import MatchResponse
 from serving.settings import ServingSettings
-from tests.conftest import request_for
+from tests.conftest import rank_alone, request_for
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +73,9 @@ def test_match_ranks_with_scores_and_reasons(client: TestClient, payload: dict, 
         assert len(candidate["reasons"]) == 3
         effects = [abs(r["effect"]) for r in candidate["reasons"]]
         assert effects == sorted(effects, reverse=True) and all(r["label"] for r in candidate["reasons"])
-    # The API ranks exactly as the model does on the same rows.
-    direct = rank_candidates(
-        load_bundle(bundle_dir).model, match_frame_from_records(payload["job"], payload["candidates"]), None, 0
-    )
+    # The API ranks exactly as the model does on the same rows, built as batch scoring builds them.
+    table = pd.DataFrame([{**payload["job"], **candidate} for candidate in payload["candidates"]])
+    direct = rank_alone(load_bundle(bundle_dir).model, match_frame_from_table(table), n_reasons=0)
     assert [c["freelancer_id"] for c in ranked] == [c["freelancer_id"] for c in direct.ranked()]
 
 
@@ -195,11 +193,11 @@ def test_prediction_log_and_metrics(tmp_path: Path, bundle_dir: Path, payload: d
     assert 'gigmatch_model_info{model_name="gigmatch-ranker",version="7"} 1.0' in metrics
     records = [json.loads(line) for f in (tmp_path / "logs").glob("*.jsonl") for line in f.read_text().splitlines()]
     assert len(records) == 3
-    rows = explode_log(records)
-    assert len(rows) == 3 * len(payload["candidates"])
-    assert {"match_score", "model_version", "skill_coverage", "region", "logged_at"} <= set(rows[0])
-    assert rows[0]["freelancer_id"] == payload["candidates"][0]["freelancer_id"]
-    assert isinstance(rows[0]["skill_coverage"], float) and rows[0]["job_id"] == payload["job"]["job_id"]
+    rows = spread_records(records)  # one row per candidate
+    assert len(rows["freelancer_id"]) == 3 * len(payload["candidates"])
+    assert {"match_score", "model_version", "skill_coverage", "region", "logged_at"} <= set(rows)
+    assert rows["freelancer_id"][0] == payload["candidates"][0]["freelancer_id"]
+    assert isinstance(rows["skill_coverage"][0], float) and rows["job_id"][0] == payload["job"]["job_id"]
 
 
 def test_unwritable_log_never_fails_a_request(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
@@ -269,7 +267,7 @@ def test_hot_swap_under_load_loses_no_request(tmp_path: Path, bundle_dir: Path, 
 
 def test_batch_scoring_ranks_like_the_api(tmp_path: Path, bundle_dir: Path, frames: dict, client: TestClient) -> None:
     from gigmatch.cli import main
-    from gigmatch.matching import build_match_frame
+    from gigmatch.features.match_frame import build_match_frame
 
     apps = frames["applications"]
     table = build_match_frame(apps, frames["jobs"], frames["freelancers"])

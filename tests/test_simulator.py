@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from gigmatch.cli import main
-from gigmatch.config import Params, SimulateParams, override
-from gigmatch.dataset import read_tables
-from gigmatch.metrics import ndcg_at_k
-from gigmatch.simulator import generate_marketplace
-from gigmatch.taxonomy import CATEGORIES, SKILLS
+from gigmatch.data.simulator import generate_marketplace
+from gigmatch.data.snapshot import read_tables
+from gigmatch.data.taxonomy import CATEGORIES, SKILLS
+from gigmatch.params import Params, SimulateParams, override
+from gigmatch.training.ranking_metrics import ndcg_at_k
 
 
 def _digests(directory: Path) -> dict[str, str]:
@@ -149,7 +149,7 @@ def test_written_snapshot_reads_back_equal(small_snapshot: Path, small_simulate:
 
 def test_a_top_up_round_with_no_eligible_applicant_is_fine() -> None:
     """Small batches meet rounds where every drawn candidate signed up after the post."""
-    from gigmatch.simulator.applications import _first_occurrences
+    from gigmatch.data.simulator.applications import _first_occurrences
 
     assert _first_occurrences(np.array([], dtype=np.int64)).tolist() == []
     assert _first_occurrences(np.array([5, 3, 5, 1, 3])).tolist() == [0, 1, 3]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gigmatch.dataset import read_tables
-from gigmatch.splits import split_jobs_by_time
+from gigmatch.data.snapshot import read_tables
+from gigmatch.training.splits import split_jobs_by_time
 
 
 def test_no_job_in_two_splits_and_time_order(training_snapshot: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from gigmatch.promotion import CHALLENGER, CHAMPION
+from gigmatch.training.promotion import CHALLENGER, CHAMPION
 from pipelines.training import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +25,10 @@ GOOD = {"logistic": {"kind": "logistic", "params": {"C": 1.0}}}
 CRIPPLED = {"stump": {"kind": "gbm_classifier", "params": {"max_iter": 1, "max_depth": 1, "learning_rate": 0.01}}}
 
 
-def _params(tmp_path: Path, snapshot: Path, candidates: dict[str, Any], **sections: dict[str, Any]) -> Path:
+def _params(tmp_path: Path, snapshot: Path, models: dict[str, Any], **sections: dict[str, Any]) -> Path:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["dir"] = str(snapshot)
-    raw["train"]["candidates"] = candidates
+    raw["train"]["models"] = models
     raw["train"]["reports_dir"] = str(tmp_path / "reports")
     # 60 test jobs make the exposure ratio noisy; the gate's logic, not its default bound, is under test.
     raw["evaluate"]["fairness_min_qualified"] = 20
@@ -100,7 +100,7 @@ def test_unfair_model_is_not_promoted(tmp_path: Path, training_snapshot: Path) -
     assert any(r.startswith("failed: exposure fairness ratio") for r in outcome.decision.reasons)
 
 
-def test_failed_candidate_never_moves_the_champion(tmp_path: Path, training_snapshot: Path) -> None:
+def test_a_failed_fit_never_moves_the_champion(tmp_path: Path, training_snapshot: Path) -> None:
     champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
     broken = {**GOOD, "broken": {"kind": "gbm_classifier", "params": {"max_iter": 0}}}
 
@@ -137,7 +137,7 @@ def test_export_champion_bundle_and_serve_it(tmp_path: Path, training_snapshot: 
     from fastapi.testclient import TestClient
 
     from gigmatch.cli import ExitCode, main
-    from gigmatch.dataset import read_tables
+    from gigmatch.data.snapshot import read_tables
     from serving.main import create_app
     from serving.settings import ServingSettings
     from tests.conftest import request_for
@@ -149,7 +149,7 @@ def test_export_champion_bundle_and_serve_it(tmp_path: Path, training_snapshot: 
     assert main(["export", "--out", str(tmp_path / "bundle"), "--params", str(params)]) == ExitCode.OK
 
     lineage = json.loads((tmp_path / "bundle" / "lineage.json").read_text())
-    assert lineage["version"] == outcome.version and lineage["candidate"] == "logistic"
+    assert lineage["version"] == outcome.version and lineage["model_spec"] == "logistic"
     assert lineage["data_md5"].endswith(".dir") and lineage["test_metrics"]["ndcg_at_10"] > 0
     frames = read_tables(training_snapshot)
     job, candidates = request_for(int(frames["jobs"]["job_id"].iloc[-1]), frames)
@@ -163,7 +163,7 @@ def test_champion_from_older_feature_code_is_compared_by_its_recorded_figure(
     tmp_path: Path, training_snapshot: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a feature-code change the champion cannot be re-scored; on the same split its recorded figure stands in."""
-    from gigmatch import features
+    from gigmatch.features import transformer as features
 
     champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
     monkeypatch.setattr(features, "FEATURES_VERSION", features.FEATURES_VERSION + 1)
@@ -177,8 +177,8 @@ def test_champion_from_older_feature_code_is_compared_by_its_recorded_figure(
 def test_incomparable_champion_blocks_the_gate_loudly(
     tmp_path: Path, training_snapshot: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gigmatch import features
-    from gigmatch.promotion import GateError
+    from gigmatch.features import transformer as features
+    from gigmatch.training.promotion import GateError
 
     champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
     monkeypatch.setattr(features, "FEATURES_VERSION", features.FEATURES_VERSION + 1)
@@ -186,3 +186,38 @@ def test_incomparable_champion_blocks_the_gate_loudly(
     with pytest.raises(GateError, match="cannot be scored by this code"):
         run_training(_params(tmp_path, training_snapshot, GOOD, split={"test_fraction": 0.2}))
     assert _alias(CHAMPION) == champion and _alias(CHALLENGER) is None
+
+
+def test_champion_whose_classes_moved_is_compared_by_its_recorded_figure(
+    tmp_path: Path, training_snapshot: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A champion pickled with a class this code no longer has (the feature code moved) is not loaded
+    on trust: on the same split its recorded figure stands in; on another, the gate refuses to decide."""
+    from gigmatch.model import bundle
+    from gigmatch.model.pipeline import TRUSTED_MODEL_TYPES
+    from gigmatch.training import fitting
+    from gigmatch.training.promotion import GateError
+    from pipelines import tracking
+
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "legacy_gigmatch_features.py").write_text(
+        "from gigmatch.features.transformer import MatchFeatures as Moved\n\n\nclass MatchFeatures(Moved):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(legacy))
+    import legacy_gigmatch_features  # type: ignore[import-not-found]
+
+    trusted = (*TRUSTED_MODEL_TYPES, "legacy_gigmatch_features.MatchFeatures")
+    with monkeypatch.context() as old_code:  # the code the champion was trained with
+        old_code.setattr(fitting, "MatchFeatures", legacy_gigmatch_features.MatchFeatures)
+        old_code.setattr(tracking, "TRUSTED_MODEL_TYPES", trusted)
+        old_code.setattr(bundle, "TRUSTED_MODEL_TYPES", trusted)
+        champion = run_training(_params(tmp_path, training_snapshot, GOOD)).version
+
+    outcome = run_training(_params(tmp_path, training_snapshot, GOOD))
+    assert not outcome.decision.promote and _alias(CHAMPION) == champion
+    assert any("vs champion" in r for r in outcome.decision.reasons)
+
+    with pytest.raises(GateError, match="cannot be scored by this code"):
+        run_training(_params(tmp_path, training_snapshot, GOOD, split={"test_fraction": 0.2}))
+    assert _alias(CHAMPION) == champion

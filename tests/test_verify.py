@@ -22,9 +22,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from gigmatch.config import Params
-from gigmatch.exit_codes import ExitCode
-from gigmatch.fingerprint import (
+from gigmatch.cli.repro import run_verify_command
+from gigmatch.errors import ExitCode
+from gigmatch.params import Params
+from gigmatch.repro.environment import lock_differences
+from gigmatch.repro.fingerprint import (
     ABSENT,
     PROBE_JOBS,
     Difference,
@@ -35,12 +37,14 @@ from gigmatch.fingerprint import (
     probe_summary,
     scores_sha256,
 )
-from gigmatch.verify import lock_differences, run_verify_command, verify
+from gigmatch.repro.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
+# One worker builds the verified repository (a real `dvc repro`, ~40 s) for every test here (pytest -n).
+pytestmark = pytest.mark.xdist_group("verify")
 VENV_BIN = Path(sys.executable).parent
 SMALL_SIMULATE = {"n_jobs": 400, "n_freelancers": 3000}
-SMALL_CANDIDATES = {
+SMALL_MODELS = {
     "logistic": {"kind": "logistic", "params": {"C": 1.0}},
     "lambdarank": {
         "kind": "lambdarank",
@@ -82,11 +86,11 @@ def test_same_inputs_give_no_difference_and_the_platform_is_not_compared(params:
 def test_diff_names_a_changed_param(params: Params) -> None:
     expected = _document(params)
     actual = json.loads(json.dumps(expected))
-    actual["params"]["train"]["candidates"]["logistic"]["params"]["C"] = 0.5
+    actual["params"]["train"]["models"]["logistic"]["params"]["C"] = 0.5
 
     [difference] = diff(expected, actual)
-    assert difference == Difference("params", "params.train.candidates.logistic.params.C", 1.0, 0.5)
-    assert difference.describe() == "params: params.train.candidates.logistic.params.C: 1.0 -> 0.5 (-0.5)"
+    assert difference == Difference("params", "params.train.models.logistic.params.C", 1.0, 0.5)
+    assert difference.describe() == "params: params.train.models.logistic.params.C: 1.0 -> 0.5 (-0.5)"
 
 
 def test_diff_names_a_changed_metric_and_the_data_md5_first(params: Params) -> None:
@@ -143,7 +147,7 @@ def test_environment_must_match_the_lock(tmp_path: Path) -> None:
 def _training_params(tmp_path: Path, snapshot: Path, name: str) -> Path:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["dir"] = str(snapshot)
-    raw["train"]["candidates"] = SMALL_CANDIDATES | {
+    raw["train"]["models"] = SMALL_MODELS | {
         "gbm_classifier": {"kind": "gbm_classifier", "params": {"max_iter": 30, "max_leaf_nodes": 15}}
     }
     raw["train"]["text_max_features"] = 2000
@@ -169,7 +173,7 @@ def test_two_trainings_on_the_same_inputs_give_the_same_fingerprint(tmp_path: Pa
     b = (tmp_path / "second" / "fingerprint.json").read_bytes()
     assert a == b
     document = json.loads(a)
-    assert document["model"]["candidate"] == first.selected
+    assert document["model"]["name"] == first.selected
     assert document["model"]["probe"]["jobs"] == PROBE_JOBS and len(document["model"]["probe"]["scores_sha256"]) == 64
     assert document["metrics"]["test"]["ndcg_at_10"] == first.metrics["test"]["ndcg_at_10"]  # type: ignore[index]
 
@@ -217,8 +221,8 @@ def prefect_url(prefect_harness: None) -> str:
 @pytest.fixture(scope="module")
 def verified_repo(tmp_path_factory: pytest.TempPathFactory, git_env: None, prefect_url: str) -> Path:
     """A git repo of the project on small data, whose committed fingerprint was made by a real `dvc repro`."""
-    from gigmatch.config import load_params
-    from gigmatch.simulator import generate_snapshot
+    from gigmatch.data.simulator import generate_snapshot
+    from gigmatch.params import load_params
 
     base = tmp_path_factory.mktemp("verify")
     repo = base / "origin"
@@ -230,7 +234,7 @@ def verified_repo(tmp_path_factory: pytest.TempPathFactory, git_env: None, prefe
             shutil.copy2(source, repo / name)
     raw = yaml.safe_load((repo / "params.yaml").read_text())
     raw["simulate"].update(SMALL_SIMULATE)
-    raw["train"]["candidates"] = SMALL_CANDIDATES
+    raw["train"]["models"] = SMALL_MODELS
     raw["train"]["text_max_features"] = 2000
     raw["evaluate"]["fairness_min_qualified"] = 20
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -265,7 +269,7 @@ def _clone(origin: Path, tmp_path: Path) -> Path:
 
 
 def _change_one_application(repo: Path, which: int = 0) -> None:
-    from gigmatch.dataset import write_table
+    from gigmatch.data.snapshot import write_table
 
     path = repo / "data" / "applications.parquet"
     frame = pd.read_parquet(path)
@@ -295,7 +299,7 @@ def test_verify_names_a_changed_param(
 ) -> None:
     repo = _clone(verified_repo, tmp_path)
     raw = yaml.safe_load((repo / "params.yaml").read_text())
-    raw["train"]["candidates"]["logistic"]["params"]["C"] = 0.05
+    raw["train"]["models"]["logistic"]["params"]["C"] = 0.05
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     _commit(repo, "a weaker regularisation, fingerprint not refreshed")
 
@@ -304,7 +308,7 @@ def test_verify_names_a_changed_param(
     assert code == ExitCode.CHECK_FAILED
     shown = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert "made from other inputs (params first)" in shown
-    assert "params.train.candidates.logistic.params.C: 1.0 -> 0.05 (-0.95)" in shown
+    assert "params.train.models.logistic.params.C: 1.0 -> 0.05 (-0.95)" in shown
     assert not (tmp_path / "scratch" / "mlflow.db").exists(), "a stale fingerprint is caught before training"
 
 

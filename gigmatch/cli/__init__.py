@@ -1,11 +1,15 @@
 """`gigmatch`: the one command-line front door to the lifecycle.
 
-Exit codes, the same for every command:
+Exit codes, the same for every command (`gigmatch.errors.ExitCode`):
   0  success
-  1  a check failed (the data does not match its pin; the drift gate found drift)
+  1  a check failed (the data does not match its pin; the drift gate found drift; verify found a difference)
   2  the data contract is broken (missing or mistyped columns, bad values, unreadable files)
   3  any other error (bad params.yaml, a crash)
   64 the command line itself is wrong (unknown option, bad argument)
+
+Each command imports the stage code it runs when it runs (the orchestration stack
+takes seconds to import, the data commands need none of it), so what a command
+imports is what it depends on: `dvc.yaml` lists exactly that for every stage.
 """
 
 from __future__ import annotations
@@ -17,16 +21,9 @@ import typer
 # Typer vendors its own click; its exceptions live here.
 from typer._click import exceptions as click_errors
 
-from gigmatch.bundle import BundleError
-from gigmatch.cli import data, model, monitor, project  # noqa: F401  (each registers its commands)
-from gigmatch.cli.common import app, console
-from gigmatch.config import ParamsError
-from gigmatch.exit_codes import ExitCode
-from gigmatch.monitoring import ReferenceUnavailableError
-from gigmatch.new_project import NewProjectError
-from gigmatch.pinning import PinError
-from gigmatch.promotion import GateError
-from gigmatch.validation import ContractError
+from gigmatch.cli import data, model, monitor, project, repro  # noqa: F401  (each registers its commands)
+from gigmatch.cli.app import app, console
+from gigmatch.errors import ExitCode, GigmatchError
 
 __all__ = ["ExitCode", "app", "entrypoint", "main"]
 
@@ -43,18 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         console.print("aborted")
         return ExitCode.ERROR
-    except ContractError as exc:
+    except GigmatchError as exc:  # the domain's errors name their own exit code
         print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.CONTRACT_BROKEN
-    except PinError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.CHECK_FAILED
-    except (BundleError, GateError, ReferenceUnavailableError, NewProjectError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.ERROR
-    except ParamsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.ERROR
+        return exc.exit_code
     except click_errors.ClickException as exc:
         exc.show(file=sys.stderr)
         return ExitCode.ERROR

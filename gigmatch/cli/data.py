@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from gigmatch.cli.common import ParamsOption, console, data_app, progress_bar
-from gigmatch.config import DEFAULT_PARAMS_PATH, load_params, override
-from gigmatch.dataset import atomic_write_text, read_tables, summary_metrics
-from gigmatch.monitoring import write_frame
-from gigmatch.pinning import PinError, directory_md5, materialise
-from gigmatch.simulator import SNAPSHOT_STEPS, generate_snapshot
+from gigmatch.cli.app import ParamsOption, console, data_app, progress_bar
+from gigmatch.params import DEFAULT_PARAMS_PATH, SimulateParams, load_params, override
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @data_app.command("generate")
@@ -33,17 +31,13 @@ def data_generate(
     validated against the data contract before it replaces the old one, so a
     failed run leaves the previous snapshot in place.
     """
+    from gigmatch.data.pinning import directory_md5
+    from gigmatch.data.snapshot import summary_metrics
+
     params = load_params(params_path)
     overrides = {k: v for k, v in {"seed": seed, "n_jobs": jobs, "n_freelancers": freelancers}.items() if v is not None}
-    simulate = override(params.simulate, **overrides)
     target = out or params.data.dir
-    with progress_bar() as progress:
-        task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
-
-        def advance(step: str) -> None:
-            progress.update(task, advance=1, description=step)
-
-        frames = generate_snapshot(simulate, target, advance)
+    frames = _simulate_snapshot(override(params.simulate, **overrides), target)
     _print_summary(summary_metrics(frames), target)
     console.print(f"md5 {directory_md5(target)}  (compare with data.dvc)")
 
@@ -63,12 +57,15 @@ def data_validate(
     Exits 0 when valid and 2 when not, naming the table, column, failing check
     and a few offending rows.
     """
+    from gigmatch.data.snapshot import read_tables, summary_metrics
+    from gigmatch.files import write_json
+
     directory = path or load_params(params_path).data.dir
     with console.status(f"validating {directory}"):
         frames = read_tables(directory)
     metrics = summary_metrics(frames)
     if report:
-        atomic_write_text(report, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        write_json(report, metrics)
     _print_summary(metrics, directory)
     console.print(f"[green]valid[/green]: {directory} meets the data contract")
 
@@ -85,12 +82,12 @@ def data_pull(
     regenerates from the seed in params.yaml. Fails (exit 1) and changes
     nothing if the result's md5 differs from the pin.
     """
+    from gigmatch.data.pinning import materialise
+
     params = load_params(params_path)
 
     def regenerate(target: Path) -> None:
-        with progress_bar() as progress:
-            task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
-            generate_snapshot(params.simulate, target, lambda step: progress.update(task, advance=1, description=step))
+        _simulate_snapshot(params.simulate, target)
 
     result = materialise(dvc_file, regenerate, force=force, log=lambda msg: console.print(f"[yellow]{msg}[/yellow]"))
     console.print(f"[green]data matches the pin[/green] {result.md5} (via {result.how})")
@@ -99,7 +96,7 @@ def data_pull(
 @data_app.command("batch")
 def data_batch(
     out: Annotated[Path, typer.Option(help="Parquet file to write the batch to (written atomically).")],
-    scenario: Annotated[str, typer.Option(help="Drift scenario (see above).")] = "none",
+    scenario: Annotated[str, typer.Option(help="Drift scenario (`gigmatch data scenarios` lists them).")] = "none",
     magnitude: Annotated[float | None, typer.Option(help="Size of the shift \\[default: the scenario's].")] = None,
     rows: Annotated[int, typer.Option(min=1, help="About this many rows (whole jobs).")] = 2000,
     seed: Annotated[int, typer.Option(help="Batch seed: the same seed gives the same batch.")] = 0,
@@ -109,13 +106,11 @@ def data_batch(
 
     Drawn from a fresh marketplace with the params in params.yaml, from the same
     part of the history as the training split, so `none` is the training data's
-    distribution. Scenarios (default magnitude): none; skill_demand (2.0 years of
-    demand trends); budget_inflation (0.25); new_region (0.25 of freelancers from
-    a rare region); rate_undercut (0.25 cheaper); concept (1.0: outcomes follow
-    other weights, features do not move); missing_values (0.3 of rows lose rating
-    and success rate). Feed it to `gigmatch drift --current`.
+    distribution; `gigmatch data scenarios` lists the shifts and their default
+    magnitudes. Feed it to `gigmatch drift --current`.
     """
-    from gigmatch.simulator.drift import SCENARIOS, simulate_batch
+    from gigmatch.files import write_parquet
+    from gigmatch.monitoring.scenarios import SCENARIOS, simulate_batch
 
     if scenario not in SCENARIOS:
         raise typer.BadParameter(
@@ -124,7 +119,7 @@ def data_batch(
     params = load_params(params_path)
     window = 1.0 - params.split.valid_fraction - params.split.test_fraction
     table = simulate_batch(params.simulate, scenario, magnitude, rows, seed, window=window)
-    write_frame(table, out)
+    write_parquet(table, out)
     console.print(f"{scenario} batch: {len(table):,} rows, {table['job_id'].nunique():,} jobs -> {out}")
 
 
@@ -150,8 +145,9 @@ def data_import(
     Exits 2 naming each table.column, check and rows if the data breaks the
     contract (nothing is written), 3 on a bad mapping in params.yaml.
     """
-    from gigmatch.byo import import_snapshot
-    from gigmatch.pinning import run_dvc
+    from gigmatch.data.client_import import import_snapshot
+    from gigmatch.data.pinning import PinError, directory_md5, run_dvc
+    from gigmatch.data.snapshot import summary_metrics
 
     params = load_params(params_path)
     target = out or params.data.dir
@@ -178,9 +174,31 @@ def data_schema() -> None:
     Use it to brief a client or to map their columns in params.yaml
     (data.import.columns) before `gigmatch data import`.
     """
-    from gigmatch.byo import contract_markdown
+    from gigmatch.data.client_import import contract_markdown
 
     typer.echo(contract_markdown(), nl=False)
+
+
+@data_app.command("scenarios")
+def data_scenarios() -> None:
+    """List the drift scenarios `gigmatch data batch --scenario` draws, with their default magnitudes."""
+    from gigmatch.monitoring.scenarios import SCENARIOS
+
+    table = Table(title="drift scenarios", show_header=True)
+    for column in ("scenario", "default magnitude", "what shifts"):
+        table.add_column(column)
+    for name, scenario in SCENARIOS.items():
+        table.add_row(name, f"{scenario.default_magnitude:g}", scenario.doc)
+    console.print(table)
+
+
+def _simulate_snapshot(simulate: SimulateParams, target: Path) -> dict[str, pd.DataFrame]:
+    """The simulator's snapshot written to `target` (validated, atomically), with a progress bar."""
+    from gigmatch.data.simulator import SNAPSHOT_STEPS, generate_snapshot
+
+    with progress_bar() as progress:
+        task = progress.add_task("simulating", total=len(SNAPSHOT_STEPS))
+        return generate_snapshot(simulate, target, lambda step: progress.update(task, advance=1, description=step))
 
 
 def _print_summary(metrics: dict[str, float | int], directory: Path) -> None:

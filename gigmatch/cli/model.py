@@ -7,16 +7,15 @@ from typing import Annotated
 
 import typer
 
-from gigmatch.cli.common import ParamsOption, app, console
-from gigmatch.config import DEFAULT_PARAMS_PATH, load_params
-from gigmatch.validation import ContractError, Violation
+from gigmatch.cli.app import ParamsOption, app, console
+from gigmatch.params import DEFAULT_PARAMS_PATH, load_params
 
 
 @app.command("train")
 def train(params_path: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
-    """Train the candidate models and gate the champion (a Prefect flow, tracked in MLflow).
+    """Train the models in params.yaml and gate the champion (a Prefect flow, tracked in MLflow).
 
-    Splits the pinned snapshot by time, trains every candidate in params.yaml
+    Splits the pinned snapshot by time, trains every model in train.models
     (in parallel), evaluates them per job against baselines and the oracle,
     registers the best by validation NDCG@10, and moves the `champion` alias
     to it only if it passes the gate in params.yaml (promote); otherwise it
@@ -24,7 +23,6 @@ def train(params_path: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
     train.reports_dir. MLFLOW_TRACKING_URI points at a team's MLflow server;
     PREFECT_API_URL at a Prefect server (unset: an ephemeral one).
     """
-    # Imported here: the orchestration stack takes seconds to import, the data commands need none of it.
     from pipelines.training import run_training
 
     outcome = run_training(params_path)
@@ -95,26 +93,13 @@ def score(
     freelancer_id, match_score, rank and model_version, written atomically.
     Exits 2 if INPUT is unreadable or lacks a column.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from gigmatch.bundle import load_bundle
-    from gigmatch.matching import match_frame_from_table
-    from gigmatch.ranking import score_frame
+    from gigmatch.files import write_parquet
+    from gigmatch.model.bundle import load_bundle
+    from gigmatch.model.ranking import read_match_table, score_frame
 
     model = load_bundle(bundle)
-    try:
-        table = pq.read_table(input_path).to_pandas()
-    except (OSError, pa.ArrowException) as exc:
-        raise ContractError([Violation("input", None, "readable_parquet", 0, (f"{input_path}: {exc}",))]) from exc
-    try:
-        frame = match_frame_from_table(table)
-    except ValueError as exc:
-        raise ContractError([Violation("input", None, "match_columns", 0, (str(exc),))]) from exc
+    frame = read_match_table(input_path)
     with console.status(f"scoring {len(frame):,} rows"):
         ranked = score_frame(model.model, frame).assign(model_version=model.version)
-    tmp = output_path.with_name(f".{output_path.name}.tmp")
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    ranked.to_parquet(tmp, index=False)
-    tmp.replace(output_path)
+    write_parquet(ranked, output_path)
     console.print(f"ranked {len(ranked):,} candidates for {ranked['job_id'].nunique():,} jobs -> {output_path}")

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from gigmatch.cli.common import ParamsOption, app, console
-from gigmatch.config import DEFAULT_PARAMS_PATH, load_params
-from gigmatch.exit_codes import ExitCode
+from gigmatch.cli.app import ParamsOption, app, console
+from gigmatch.errors import ExitCode
+from gigmatch.params import DEFAULT_PARAMS_PATH, load_params
 
 
 @app.command("drift")
@@ -37,12 +37,22 @@ def drift(
     Exit codes: 0 no drift; 1 drift beyond thresholds; 2 data contract broken
     (missing or mistyped columns, unreadable input); 3 any other error (no
     bundle, bad params.yaml). A run that exits 2 or 3 leaves earlier reports as they were.
+    The champion's scored training rows are cached in GIGMATCH_REFERENCE_CACHE_DIR.
     """
-    from gigmatch.drift_report import run_gate
-    from pipelines.drift_html import build_html_report
+    from gigmatch.monitoring.gate import run_gate
+    from pipelines.evidently_report import build_html_report
+    from pipelines.settings import get_monitoring_settings
 
     params = load_params(params_path)
-    outcome = run_gate(params, current, reference, bundle, report_dir or params.drift.report_dir, build_html_report)
+    outcome = run_gate(
+        params,
+        current,
+        reference,
+        bundle,
+        report_dir or params.drift.report_dir,
+        build_html_report,
+        get_monitoring_settings().reference_cache_dir,
+    )
     verdict = outcome.verdict
     colour = "red" if verdict.drift_detected else "green"
     console.print(
@@ -59,13 +69,14 @@ def monitor(
     bundle: Annotated[Path, typer.Option(help="The champion's bundle (gigmatch export).")] = Path("bundle"),
     retrain: Annotated[bool, typer.Option(help="Start the training flow when the gate finds drift.")] = True,
     serve: Annotated[
-        bool, typer.Option("--serve", help="Keep running on drift.monitor_cron (needs a Prefect API: PREFECT_API_URL).")
+        bool,
+        typer.Option("--serve", help="Keep running on GIGMATCH_MONITOR_CRON (needs a Prefect API: PREFECT_API_URL)."),
     ] = False,
     params_path: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """The monitoring flow (Prefect): gate the prediction-log lines written since its last run.
 
-    Reads drift.prediction_log_dir from where the last run stopped; with fewer
+    Reads the prediction log (GIGMATCH_LOG_DIR) from where the last run stopped; with fewer
     than drift.min_current_rows new rows it waits for more. Otherwise it runs the
     drift gate (reports in drift.report_dir) and, on drift, the training flow,
     which promotes a new champion only through its own gate. Exit codes as

@@ -1,4 +1,4 @@
-"""Reproduce a commit (verify) and start a client project (new-project)."""
+"""`gigmatch new-project`: start a client project from this repository (a developer tool, run from a checkout)."""
 
 from __future__ import annotations
 
@@ -7,35 +7,10 @@ from typing import Annotated
 
 import typer
 
-from gigmatch.cli.common import app, console
-from gigmatch.new_project import create_project
+from gigmatch.cli.app import app, console
+from gigmatch.errors import ExitCode
 
-
-@app.command("verify")
-def verify(
-    rev: Annotated[str, typer.Option(help="Commit to verify.")] = "HEAD",
-    keep_scratch: Annotated[bool, typer.Option(help="Keep the scratch workspace (always kept on failure).")] = False,
-    scratch: Annotated[
-        Path | None, typer.Option(help="Empty scratch directory to use (kept).", file_okay=False)
-    ] = None,
-    full: Annotated[
-        bool, typer.Option(help="Train even when the inputs already differ from the committed fingerprint's.")
-    ] = False,
-) -> None:
-    """Reproduce a commit's pipeline in a scratch clone and compare its model fingerprint.
-
-    Clones the commit, materialises the data data.dvc pins (md5 checked), checks
-    the installed packages against uv.lock, runs `dvc repro` with a fresh MLflow
-    store, and compares the selected model's fingerprint (scores on a probe set,
-    parameters, test metrics) with reports/fingerprint.json. Exit codes: 0 it
-    matches bit for bit; 1 it differs (the diff names the stage and figure);
-    2 the data contract is broken; 3 any other error.
-    """
-    from gigmatch.verify import run_verify_command
-
-    code = run_verify_command(Path("."), keep_scratch, rev=rev, scratch_dir=scratch, full=full)
-    if code:
-        raise typer.Exit(code)
+_CHECKOUT = Path(__file__).resolve().parents[2]  # gigmatch/cli/project.py -> the repository
 
 
 @app.command("new-project")
@@ -54,10 +29,19 @@ def new_project(
     Copies the files git tracks (and untracked files it does not ignore), renames
     the package, command, model (NAME-ranker), environment variables (NAME_*)
     and DVC remote, leaves out this project's data pin, lock and reports, and
-    makes one initial commit. Next steps are printed.
+    makes one initial commit. Next steps are printed. The generator is a developer
+    tool (`devtools/new_project.py`): it runs from a checkout of the template, not
+    from an installed package or a model bundle.
     """
-    root = Path(__file__).resolve().parents[2]  # gigmatch/cli/project.py -> the repository
-    target = dest or root.parent / name
-    created = create_project(root, name, target, dvc_remote)
+    try:
+        from devtools.new_project import NewProjectError, create_project
+    except ModuleNotFoundError:
+        typer.echo("error: new-project runs from a checkout of the template (devtools/ is not installed)", err=True)
+        raise typer.Exit(ExitCode.ERROR) from None
+    try:
+        created = create_project(_CHECKOUT, name, dest or _CHECKOUT.parent / name, dvc_remote)
+    except NewProjectError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.ERROR) from exc
     console.print(f"[green]created[/green] {created.dest} ({created.files} files, commit {created.commit[:12]})")
     typer.echo(created.next_steps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from gigmatch.bundle import BundleError
+from gigmatch.model.bundle import BundleError
 from serving.dependencies import ApiKey, ServingDep
 from serving.schemas import Status
 

@@ -1,0 +1,112 @@
+"""Reading and writing the marketplace snapshot (a directory of Parquet tables).
+
+Reads go through the contract, so every frame a caller gets is valid. Writes
+are atomic at the directory level: the new snapshot is written and validated
+in a staging directory beside the target and swapped in only when valid, so
+bad data never replaces good data. Parquet files are written with fixed
+settings and no pandas metadata, so the same frames give the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gigmatch.data.contract import (
+    ALL_TABLES,
+    APPLICATIONS,
+    CONTRACTS,
+    REQUIRED_TABLES,
+    SIMULATOR_TRUTH,
+    table_file,
+)
+from gigmatch.data.validation import (
+    ContractError,
+    Violation,
+    check_relations,
+    check_values,
+    conform_table,
+    to_frame,
+)
+from gigmatch.files import staged_directory
+
+_PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True}
+
+
+def to_arrow(frame: pd.DataFrame, table: str) -> pa.Table:
+    contract = CONTRACTS[table]
+    frame = frame.loc[:, list(contract.columns)]
+    for spec in contract.fields:
+        column = frame[spec.name]
+        if pa.types.is_timestamp(spec.arrow_type) and getattr(column.dtype, "tz", None) is None:
+            frame = frame.assign(**{spec.name: column.dt.tz_localize("UTC")})
+    arrow = pa.Table.from_pandas(frame, schema=contract.arrow_schema, preserve_index=False)
+    return arrow.replace_schema_metadata(None)
+
+
+def write_table(frame: pd.DataFrame, table: str, path: Path) -> None:
+    pq.write_table(to_arrow(frame, table), path, **_PARQUET_OPTIONS)
+
+
+def read_tables(directory: Path, tables: tuple[str, ...] = ALL_TABLES) -> dict[str, pd.DataFrame]:
+    """Read and validate a snapshot; the simulator truth is read only if present.
+
+    Raises ContractError naming every violation found.
+    """
+    directory = Path(directory)
+    frames: dict[str, pd.DataFrame] = {}
+    violations: list[Violation] = []
+    if not directory.is_dir():
+        raise ContractError([Violation("snapshot", None, "directory_exists", 0, (f"{directory} is not a directory",))])
+    for table in tables:
+        path = directory / table_file(table)
+        if not path.exists():
+            if table in REQUIRED_TABLES:
+                violations.append(Violation(table, None, "file_present", 0, (f"{path} not found",)))
+            continue
+        try:
+            raw = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            violations.append(Violation(table, None, "readable_parquet", 0, (f"{path}: {exc}",)))
+            continue
+        conformed, problems = conform_table(raw, CONTRACTS[table])
+        violations.extend(problems)
+        if conformed is not None:
+            frame = to_frame(conformed)
+            table_problems = check_values(frame, CONTRACTS[table])
+            violations.extend(table_problems)
+            if not table_problems:
+                frames[table] = frame
+    if not violations and all(t in frames for t in REQUIRED_TABLES):
+        violations.extend(check_relations(frames))
+    if violations:
+        raise ContractError(violations)
+    return frames
+
+
+def summary_metrics(frames: dict[str, pd.DataFrame]) -> dict[str, float | int]:
+    """Headline figures of a valid snapshot, for `dvc metrics show`."""
+    apps = frames[APPLICATIONS]
+    per_job = apps.groupby("job_id").size()
+    hired_jobs = apps.loc[apps["outcome"] >= 2, "job_id"].nunique()
+    metrics: dict[str, float | int] = {f"{name}_rows": len(frames[name]) for name in REQUIRED_TABLES}
+    metrics.update(
+        applicants_per_job_mean=round(float(per_job.mean()), 4),
+        applicants_per_job_min=int(per_job.min()),
+        applicants_per_job_max=int(per_job.max()),
+        job_hire_rate=round(hired_jobs / len(per_job), 4),
+        has_simulator_truth=int(SIMULATOR_TRUTH in frames),
+    )
+    return metrics
+
+
+def write_snapshot(frames: dict[str, pd.DataFrame], target: Path) -> dict[str, pd.DataFrame]:
+    """Write tables to `target` atomically, after validating what was written."""
+    with staged_directory(target) as staging:
+        for table, frame in frames.items():
+            write_table(frame, table, staging / table_file(table))
+        validated = read_tables(staging, tuple(frames))
+    return validated

@@ -1,0 +1,209 @@
+"""Checking data against the contract in `gigmatch.data.contract`.
+
+Three layers, each reported in the same shape (table, column, check, how many
+rows, a few offending rows): the file's structure (columns present, types that
+widen losslessly, no nulls where none are allowed), each table's values
+(pandera), and the relations between tables (foreign keys, time order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pda
+import pyarrow as pa
+
+from gigmatch.data.contract import (
+    APPLICATIONS,
+    CONTRACTS,
+    FREELANCERS,
+    JOBS,
+    SIMULATOR_TRUTH,
+    SKILL_LIST,
+    WIDENS_TO,
+    TableContract,
+    pandas_dtype,
+)
+from gigmatch.errors import ExitCode, GigmatchError
+
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Violation:
+    table: str
+    column: str | None
+    check: str
+    failures: int
+    examples: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        rows = f" for {self.failures} row(s)" if self.failures else ""
+        examples = f"; e.g. {'; '.join(self.examples)}" if self.examples else ""
+        return f"{where}: check '{self.check}' failed{rows}{examples}"
+
+
+class ContractError(GigmatchError, ValueError):
+    """Data broke the contract; carries every violation found."""
+
+    exit_code = ExitCode.CONTRACT_BROKEN
+
+    def __init__(self, violations: list[Violation]):
+        self.violations = violations
+        lines = "\n".join(f"  - {v.describe()}" for v in violations)
+        super().__init__(f"data contract broken ({len(violations)} violation(s)):\n{lines}")
+
+
+def _row_label(frame: pd.DataFrame | pa.Table, contract: TableContract, row: int) -> str:
+    keys = []
+    names = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
+    for key in contract.key:
+        if key in names:
+            value = frame[key][row]
+            keys.append(f"{key}={value.as_py() if isinstance(value, pa.Scalar) else value}")
+    return f"row {row}" + (f" ({', '.join(keys)})" if keys else "")
+
+
+def conform_table(table: pa.Table, contract: TableContract) -> tuple[pa.Table | None, list[Violation]]:
+    """Select the contract's columns and widen their types, or report why not."""
+    violations: list[Violation] = []
+    columns = []
+    for spec in contract.fields:
+        if spec.name not in table.column_names:
+            violations.append(Violation(contract.name, spec.name, "column_present", 0, ("column is missing",)))
+            continue
+        column = table[spec.name]
+        found = column.type
+        if pa.types.is_integer(spec.arrow_type) and pa.types.is_floating(found):
+            # Integers often arrive as floats after a pass through pandas; accept whole numbers.
+            values = column.to_numpy(zero_copy_only=False)
+            if not np.isnan(values).any() and np.all(values == np.round(values)):
+                found = pa.int64()
+                column = pa.chunked_array([pa.array(values.astype(np.int64))])
+            else:
+                nan_rows = np.flatnonzero(np.isnan(values))
+                if len(nan_rows):
+                    violations.append(_null_violation(table, contract, spec.name, nan_rows))
+                else:
+                    violations.append(
+                        Violation(
+                            contract.name,
+                            spec.name,
+                            "dtype",
+                            0,
+                            (f"expected {spec.arrow_type}, found {found} with fractions",),
+                        )
+                    )
+                continue
+        if found != spec.arrow_type and not WIDENS_TO[spec.arrow_type](found):
+            hint = " (naive timestamps are ambiguous: store them in UTC)" if pa.types.is_timestamp(found) else ""
+            violations.append(
+                Violation(contract.name, spec.name, "dtype", 0, (f"expected {spec.arrow_type}, found {found}{hint}",))
+            )
+            continue
+        if not spec.nullable and column.null_count:
+            null_rows = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
+            violations.append(_null_violation(table, contract, spec.name, null_rows))
+            continue
+        try:
+            columns.append(column.cast(spec.arrow_type, safe=True) if found != spec.arrow_type else column)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            violations.append(
+                Violation(contract.name, spec.name, "dtype", 0, (f"cannot convert to {spec.arrow_type}: {exc}",))
+            )
+    if violations:
+        return None, violations
+    return pa.Table.from_arrays(columns, schema=contract.arrow_schema), []
+
+
+def _null_violation(table: pa.Table, contract: TableContract, column: str, rows: np.ndarray) -> Violation:
+    examples = tuple(_row_label(table, contract, int(r)) for r in rows[:MAX_EXAMPLES])
+    return Violation(contract.name, column, "not_null", len(rows), examples)
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow table (already conformed) to the pandas dtypes the contract declares."""
+    frame = table.to_pandas(types_mapper={SKILL_LIST: pd.ArrowDtype(SKILL_LIST)}.get)
+    for spec in table.schema:
+        if pa.types.is_string(spec.type):
+            frame[spec.name] = frame[spec.name].astype(pandas_dtype(spec.type))
+    return frame
+
+
+def check_values(frame: pd.DataFrame, contract: TableContract) -> list[Violation]:
+    try:
+        contract.pandera_schema().validate(frame, lazy=True)
+    except pda.errors.SchemaErrors as exc:
+        return _from_failure_cases(exc.failure_cases, frame, contract)
+    return []
+
+
+def _from_failure_cases(cases: pd.DataFrame, frame: pd.DataFrame, contract: TableContract) -> list[Violation]:
+    violations = []
+    key_label = f"({', '.join(contract.key)})"
+    # Table-level checks have no column; label them "" so groupby keeps them.
+    cases = cases.assign(column=cases["column"].astype(object).fillna("").astype(str))
+    # pandera reports a duplicated composite key once per key column: report it once, for the key.
+    duplicate_key = cases["check"] == "multiple_fields_uniqueness"
+    cases.loc[duplicate_key, "column"] = key_label
+    cases = cases.drop_duplicates(subset=["column", "check", "index"])
+    for (column, check), group in cases.groupby(["column", "check"], sort=False):
+        rows = group["index"].dropna()
+        examples = []
+        values = group.loc[rows.index, "failure_case"]
+        for idx, value in zip(rows.head(MAX_EXAMPLES), values.head(MAX_EXAMPLES), strict=True):
+            label = _row_label(frame, contract, int(idx))
+            examples.append(f"{label}: {value!r}" if column and column != key_label else label)
+        if check == "table_not_empty":
+            examples = ["the table has no rows"]
+        violations.append(Violation(contract.name, str(column) or None, str(check), len(rows), tuple(examples)))
+    return violations
+
+
+def check_relations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
+    """Foreign keys from applications, and events in time order."""
+    apps, jobs, freelancers = tables[APPLICATIONS], tables[JOBS], tables[FREELANCERS]
+    contract = CONTRACTS[APPLICATIONS]
+    violations = []
+    job_pos = pd.Index(jobs["job_id"]).get_indexer(apps["job_id"])
+    fl_pos = pd.Index(freelancers["freelancer_id"]).get_indexer(apps["freelancer_id"])
+    for column, pos, parent in (
+        ("job_id", job_pos, "jobs.job_id"),
+        ("freelancer_id", fl_pos, "freelancers.freelancer_id"),
+    ):
+        orphans = np.flatnonzero(pos < 0)
+        if len(orphans):
+            violations.append(_rows_violation(apps, contract, column, f"foreign_key({parent})", orphans))
+    applied = apps["applied_at"].to_numpy()
+    known = (job_pos >= 0) & (fl_pos >= 0)
+    posted = np.where(known, jobs["posted_at"].to_numpy()[job_pos], applied)
+    signup = np.where(known, freelancers["signup_date"].to_numpy()[fl_pos], applied)
+    for check, bad in (
+        ("applied_at >= jobs.posted_at", applied < posted),
+        ("applied_at >= freelancers.signup_date", applied < signup),
+    ):
+        if bad.any():
+            violations.append(_rows_violation(apps, contract, "applied_at", check, np.flatnonzero(bad)))
+    if SIMULATOR_TRUTH in tables:
+        truth = tables[SIMULATOR_TRUTH]
+        keys = pd.MultiIndex.from_frame(apps[["job_id", "freelancer_id"]])
+        truth_keys = pd.MultiIndex.from_frame(truth[["job_id", "freelancer_id"]])
+        stray = np.flatnonzero(~truth_keys.isin(keys))
+        if len(stray) or len(truth) != len(apps):
+            violations.append(
+                _rows_violation(truth, CONTRACTS[SIMULATOR_TRUTH], None, "one row per application", stray)
+            )
+    return violations
+
+
+def _rows_violation(
+    frame: pd.DataFrame, contract: TableContract, column: str | None, check: str, rows: np.ndarray
+) -> Violation:
+    examples = []
+    for r in rows[:MAX_EXAMPLES]:
+        label = _row_label(frame, contract, int(r))
+        examples.append(f"{label}: {frame[column].iloc[int(r)]!r}" if column else label)
+    return Violation(contract.name, column, check, len(rows), tuple(examples))
