@@ -10,7 +10,8 @@ and counted: logging never fails or slows a request.
 The thread does almost no Python work: a writer thread that serialises, or even
 joins megabytes of lines, holds the GIL, and the event loop waits for it (that
 cost about a quarter of each request's time here, and later the slowest
-answers).
+answers). Small writes often: at 16 connections, p99 was 19.5/18.1 ms with a
+flush every 0.05 s against 27.6/22.6 ms with one every second.
 """
 
 from __future__ import annotations

@@ -125,7 +125,8 @@ def rank_alone(model: object, rows: object, top_k: int | None = None, n_reasons:
     from gigmatch.features.match_frame import match_columns
     from gigmatch.model.ranking import rank_many
 
-    [ranking] = rank_many(model, match_columns(rows), [len(match_columns(rows)["job_id"])], [top_k], n_reasons)  # type: ignore[arg-type]
+    columns = match_columns(rows)
+    [ranking] = rank_many(model, columns, [len(columns["job_id"])], [top_k], n_reasons)  # type: ignore[arg-type]
     if isinstance(ranking, ValueError):
         raise ranking
     return ranking

@@ -64,9 +64,9 @@ def stage_code(stage: Stage) -> list[str]:
     words = shlex.split(stage.cmd)
     assert words[0] == "gigmatch", f"stage {stage.name} runs {words[0]}, not a gigmatch command"
     function = command_function(words[1:])
-    closure = import_closure(
-        ["gigmatch.cli"], front_door="gigmatch.cli", commands=[(function.__module__, function.__name__)]
-    )
+    # The console script runs gigmatch.cli's entrypoint, which runs the command's function.
+    commands = [("gigmatch.cli", "entrypoint"), (function.__module__, function.__name__)]
+    closure = import_closure(["gigmatch.cli"], front_door="gigmatch.cli", commands=commands)
     return closure_files(closure)
 
 

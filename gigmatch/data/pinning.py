@@ -38,14 +38,13 @@ class PinError(GigmatchError, RuntimeError):
 class Pin:
     path: Path  # the pinned directory, relative to the .dvc file's folder
     md5: str  # DVC's directory hash, ending in ".dir"
-    nfiles: int
 
 
 def read_pin(dvc_file: Path) -> Pin:
     try:
         spec = yaml.safe_load(Path(dvc_file).read_text())
         out = spec["outs"][0]
-        return Pin(Path(dvc_file).parent / out["path"], str(out["md5"]), int(out.get("nfiles", 0)))
+        return Pin(Path(dvc_file).parent / out["path"], str(out["md5"]))
     except FileNotFoundError as exc:
         raise PinError(f"{dvc_file} not found: nothing pins the data") from exc
     except (yaml.YAMLError, KeyError, IndexError, TypeError) as exc:

@@ -256,8 +256,6 @@ DURATIONS: tuple[str, ...] = ("under_1_month", "1_to_3_months", "3_to_6_months",
 CATEGORY_SLUGS: tuple[str, ...] = tuple(c.slug for c in CATEGORIES)
 SKILL_SLUGS: tuple[str, ...] = tuple(s.slug for s in SKILLS)
 REGION_SLUGS: tuple[str, ...] = tuple(r.slug for r in REGIONS)
-SKILL_INDEX: dict[str, int] = {s.slug: i for i, s in enumerate(SKILLS)}
-CATEGORY_INDEX: dict[str, int] = {c.slug: i for i, c in enumerate(CATEGORIES)}
 # Typical billable hours of a job by duration: turns a fixed budget into an
 # implied hourly one, for the simulator's utility and for features alike.
 TYPICAL_HOURS: dict[str, float] = {
