@@ -233,7 +233,7 @@ def test_data_batch_writes_a_deterministic_match_table(tmp_path: Path) -> None:
     assert main(["data", "batch", "--scenario", "nope", "--out", str(tmp_path / "x.parquet")]) == ExitCode.USAGE
 
 
-@pytest.mark.slow  # Evidently's import and a report of 73 metrics: ~20 s
+@pytest.mark.slow  # Evidently's import and a report of 100 metrics: ~10 s
 def test_the_drift_statistics_are_evidentlys_column_by_column(
     params: Params, drift_reference: Path, bundle_dir: Path
 ) -> None:
