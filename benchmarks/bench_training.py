@@ -41,8 +41,9 @@ def bare(params_path: Path) -> None:
     from gigmatch.data.snapshot import read_tables
     from gigmatch.params import load_params
     from gigmatch.training.evaluation import evaluate_references
-    from gigmatch.training.fitting import fit_feature_matrices, select_model, split_snapshot, train_model
+    from gigmatch.training.fitting import fit_feature_matrices, select_model, train_model
     from gigmatch.training.reports import build_report
+    from gigmatch.training.splits import split_snapshot
 
     params = load_params(params_path)
     with threadpool_limits(limits=params.train.threads), ThreadPoolExecutor(params.train.parallel_fits) as pool:

@@ -30,11 +30,9 @@ from gigmatch.repro.lineage import Lineage, current_lineage
 from gigmatch.training.evaluation import EvaluationSet, ReferenceFigures, evaluate_references, ranking_metrics
 from gigmatch.training.fitting import (
     FeatureMatrices,
-    SplitSets,
     TrainedModel,
     fit_feature_matrices,
     select_model,
-    split_snapshot,
     train_model,
 )
 from gigmatch.training.promotion import (
@@ -47,6 +45,7 @@ from gigmatch.training.promotion import (
     split_tag,
 )
 from gigmatch.training.reports import TrainingReport, build_report, write_reports
+from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
 from pipelines.settings import get_tracking_settings
 

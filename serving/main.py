@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
 from gigmatch.model.bundle import BundleError
+from gigmatch.settings import read_settings
 from serving.batching import MatchBatcher
 from serving.dependencies import Serving
 from serving.model_store import ModelStore
@@ -38,7 +39,7 @@ _GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
-    settings = settings or ServingSettings()
+    settings = settings or read_settings(ServingSettings)  # a bad GIGMATCH_* value is named
     metrics = ServerMetrics()
     app = FastAPI(
         title="gigmatch",

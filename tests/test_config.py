@@ -59,6 +59,11 @@ def test_a_bad_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> No
         read_settings(MonitoringSettings)
     monkeypatch.setenv("GIGMATCH_MONITOR_CRON", "30 2 * * 1")
     assert read_settings(MonitoringSettings).monitor_cron == "30 2 * * 1"
+    monkeypatch.setenv("GIGMATCH_MAX_CANDIDATES", "many")  # the API's settings go through the same reader
+    from serving.main import create_app
+
+    with pytest.raises(SettingsError, match="GIGMATCH_MAX_CANDIDATES"):
+        create_app()
 
 
 def test_deployment_settings_are_not_stage_params() -> None:

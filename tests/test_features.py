@@ -187,7 +187,7 @@ def test_text_similarity_is_scikit_learns_tfidf_cosine_on_the_pinned_data(
 ) -> None:
     """The fast text cosine (shared terms only, cached vectors) against the plain computation: the fitted
     TfidfVectorizer's own L2-normalised vectors of each row's description and profile, multiplied out."""
-    from gigmatch.training.fitting import split_snapshot
+    from gigmatch.training.splits import split_snapshot
 
     sets = split_snapshot(read_tables(pinned_snapshot), params.split)
     fitted = MatchFeatures(text_max_features=params.train.text_max_features).fit(sets.train.frame)

@@ -37,7 +37,7 @@ from gigmatch.files import write_parquet
 from gigmatch.model.pipeline import estimator_of, features_of, match_scores
 from gigmatch.monitoring.prediction_log import CANDIDATE_CONTEXT, JOB_CONTEXT, SCORE, read_records, spread_records
 from gigmatch.params import SplitParams
-from gigmatch.training.fitting import split_snapshot
+from gigmatch.training.splits import split_snapshot
 
 OUTCOME = "outcome"
 CONTEXT: tuple[str, ...] = (*JOB_CONTEXT, *CANDIDATE_CONTEXT)

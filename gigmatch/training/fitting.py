@@ -1,6 +1,7 @@
-"""Fitting: the snapshot split by time into evaluation sets, features fitted once, each model fitted on them.
+"""Fitting: features fitted once on the training split, each model fitted on them, the best one selected.
 
-What the training flow's tasks do, as plain functions: every model in
+What the training flow's tasks do, as plain functions (the split itself is
+`gigmatch.training.splits.split_snapshot`): every model in
 params.yaml (`train.models`) is fitted on the same feature matrix, scored on
 validation and test, and the one with the best validation NDCG@10 is selected.
 """
@@ -10,32 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from gigmatch.data.contract import APPLICATIONS, FREELANCERS, JOBS, SIMULATOR_TRUTH
-from gigmatch.features.match_frame import build_match_frame
 from gigmatch.features.transformer import MatchFeatures
 from gigmatch.model.pipeline import assemble_pipeline, is_probabilistic, match_scores
-from gigmatch.params import ModelSpec, SplitParams
+from gigmatch.params import ModelSpec
 from gigmatch.training.estimators import TrainingData, fit_estimator
-from gigmatch.training.evaluation import EvaluationSet, ModelFigures, model_figures
-from gigmatch.training.splits import SPLITS, split_jobs_by_time
+from gigmatch.training.evaluation import ModelFigures, model_figures
+from gigmatch.training.splits import SplitSets
 
 SELECTION_METRIC = "ndcg_at_10"  # on validation
-
-
-@dataclass(frozen=True)
-class SplitSets:
-    """The snapshot's applications as train, valid and test evaluation sets (rows sorted by job, freelancer)."""
-
-    train: EvaluationSet
-    valid: EvaluationSet
-    test: EvaluationSet
-    job_counts: dict[str, int]
-
-    def by_name(self) -> dict[str, EvaluationSet]:
-        return {name: getattr(self, name) for name in SPLITS}
 
 
 @dataclass(frozen=True)
@@ -53,25 +38,6 @@ class TrainedModel:
     @property
     def name(self) -> str:
         return self.figures.name
-
-
-def split_snapshot(frames: dict[str, pd.DataFrame], split: SplitParams) -> SplitSets:
-    """Jobs split by posting time; rows sorted by (job, freelancer) so every fit sees them in one order."""
-    applications = frames[APPLICATIONS].sort_values(["job_id", "freelancer_id"], kind="stable")
-    jobs_split = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction)
-    truth = None
-    if SIMULATOR_TRUTH in frames:
-        keyed = frames[SIMULATOR_TRUTH].set_index(["job_id", "freelancer_id"])["true_match_probability"]
-        truth = keyed.reindex(pd.MultiIndex.from_frame(applications[["job_id", "freelancer_id"]])).to_numpy()
-    match = build_match_frame(applications, frames[JOBS], frames[FREELANCERS])
-    relevance = applications["outcome"].to_numpy(dtype=np.int64)
-    sets = {}
-    for name, mask in jobs_split.masks(match["job_id"].to_numpy()).items():
-        rows = np.flatnonzero(mask)
-        sets[name] = EvaluationSet(
-            match.iloc[rows].reset_index(drop=True), relevance[rows], None if truth is None else truth[rows]
-        )
-    return SplitSets(**sets, job_counts=jobs_split.sizes())
 
 
 def fit_feature_matrices(sets: SplitSets, text_max_features: int) -> FeatureMatrices:

@@ -2,7 +2,8 @@
 
 Freelancer profiles are frozen at the start of the history (see the simulator),
 so splitting the jobs by posting time leaves nothing from the future in the
-training rows.
+training rows. `split_snapshot` turns a snapshot into the three evaluation sets,
+as training fits on them and monitoring rebuilds the champion's training rows.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from gigmatch.data.contract import APPLICATIONS, FREELANCERS, JOBS, SIMULATOR_TRUTH
+from gigmatch.features.match_frame import build_match_frame
+from gigmatch.params import SplitParams
+from gigmatch.training.evaluation import EvaluationSet
 
 SPLITS = ("train", "valid", "test")
 
@@ -40,3 +46,35 @@ def split_jobs_by_time(jobs: pd.DataFrame, valid_fraction: float, test_fraction:
     if n_train < 1:
         raise ValueError(f"{len(ordered)} jobs are too few to split")
     return JobSplit(ordered[:n_train], ordered[n_train : n_train + n_valid], ordered[n_train + n_valid :])
+
+
+@dataclass(frozen=True)
+class SplitSets:
+    """The snapshot's applications as train, valid and test evaluation sets (rows sorted by job, freelancer)."""
+
+    train: EvaluationSet
+    valid: EvaluationSet
+    test: EvaluationSet
+    job_counts: dict[str, int]
+
+    def by_name(self) -> dict[str, EvaluationSet]:
+        return {name: getattr(self, name) for name in SPLITS}
+
+
+def split_snapshot(frames: dict[str, pd.DataFrame], split: SplitParams) -> SplitSets:
+    """Jobs split by posting time; rows sorted by (job, freelancer) so every fit sees them in one order."""
+    applications = frames[APPLICATIONS].sort_values(["job_id", "freelancer_id"], kind="stable")
+    jobs_split = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction)
+    truth = None
+    if SIMULATOR_TRUTH in frames:
+        keyed = frames[SIMULATOR_TRUTH].set_index(["job_id", "freelancer_id"])["true_match_probability"]
+        truth = keyed.reindex(pd.MultiIndex.from_frame(applications[["job_id", "freelancer_id"]])).to_numpy()
+    match = build_match_frame(applications, frames[JOBS], frames[FREELANCERS])
+    relevance = applications["outcome"].to_numpy(dtype=np.int64)
+    sets = {}
+    for name, mask in jobs_split.masks(match["job_id"].to_numpy()).items():
+        rows = np.flatnonzero(mask)
+        sets[name] = EvaluationSet(
+            match.iloc[rows].reset_index(drop=True), relevance[rows], None if truth is None else truth[rows]
+        )
+    return SplitSets(**sets, job_counts=jobs_split.sizes())
