@@ -1,4 +1,11 @@
-"""Export the model an alias points to into a self-contained serving bundle."""
+"""Export the model an alias points to into a self-contained serving bundle.
+
+The bundle's `fingerprint.json` (the version's committed-form fingerprint, logged with
+its run) is the one file of it that is the same on every machine and every export of
+the same model, so it is what the DVC graph hashes: the export stage's output and the
+drift stage's dependency. The rest (run id, model id, paths, the model's last bits) is
+particular to this registry and this CPU.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from gigmatch.files import staged_directory, write_json
-from gigmatch.model.bundle import LINEAGE_FILE, MODEL_DIR, Bundle, BundleError, load_bundle
+from gigmatch.model.bundle import FINGERPRINT_FILE, LINEAGE_FILE, MODEL_DIR, Bundle, BundleError, load_bundle
 from pipelines import tracking
 from pipelines.settings import TrackingSettings
 
@@ -47,5 +54,22 @@ def export_bundle(model_name: str, alias: str, out: Path, settings: TrackingSett
             artifact_uri=f"models:/{model_name}/{version.version}", dst_path=str(staging / MODEL_DIR)
         )
         write_json(staging / LINEAGE_FILE, lineage)
+        _download_fingerprint(version.run_id, lineage, staging)
         load_bundle(staging)  # a bundle that does not load never replaces one that does
     return load_bundle(out)
+
+
+def _download_fingerprint(run_id: str, lineage: dict[str, object], staging: Path) -> None:
+    """The version's fingerprint (platform-free: the bundle's identity for DVC), from its training run.
+
+    A version registered before models carried their fingerprint gets the figures its
+    registry entry holds instead, so a champion from an older registry still exports.
+    """
+    try:
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FINGERPRINT_FILE, dst_path=str(staging))
+    except (MlflowException, OSError):
+        keys = ("model_name", "version", "model_spec", "data_md5", "test_metrics")
+        write_json(
+            staging / FINGERPRINT_FILE,
+            {"registered_without_fingerprint": True, **{key: lineage[key] for key in keys}},
+        )

@@ -6,7 +6,6 @@ state, which is per thread and would be lost inside a task runner's workers.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
+from gigmatch.files import json_text
 from gigmatch.model.bundle import load_model_dir
 from gigmatch.model.pipeline import TRUSTED_MODEL_TYPES
 from gigmatch.repro.code import REPOSITORY_ROOT, closure_files, import_closure
@@ -99,8 +99,9 @@ def log_figures(run_id: str, params: Mapping[str, Any], metrics: Mapping[str, fl
         client.set_tag(run_id, key, value)
 
 
-def log_json(run_id: str, payload: object, artifact_file: str) -> None:
-    MlflowClient().log_text(run_id, json.dumps(payload, indent=2, sort_keys=True, default=str), artifact_file)
+def log_json(run_id: str, payload: Mapping[str, object], artifact_file: str) -> None:
+    """As `gigmatch.files.write_json` writes it, so an artifact and its file in reports/ are the same bytes."""
+    MlflowClient().log_text(run_id, json_text(payload), artifact_file)
 
 
 @dataclass(frozen=True)

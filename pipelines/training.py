@@ -25,8 +25,9 @@ from gigmatch.features.transformer import IncompatibleFeaturesError
 from gigmatch.model.bundle import UntrustedModelError
 from gigmatch.model.pipeline import is_probabilistic, match_scores
 from gigmatch.params import EvaluateParams, ModelSpec, Params, SplitParams, load_params
-from gigmatch.repro.fingerprint import FINGERPRINT_FILE, model_fingerprint, write_fingerprint
+from gigmatch.repro.fingerprint import FINGERPRINT_FILE, LOCAL_FINGERPRINT_FILE, model_fingerprint
 from gigmatch.repro.lineage import Lineage, current_lineage
+from gigmatch.repro.recording import RecordedFingerprint, record_fingerprint, write_recorded
 from gigmatch.training.evaluation import EvaluationSet, ReferenceFigures, evaluate_references, ranking_metrics
 from gigmatch.training.fitting import (
     FeatureMatrices,
@@ -83,14 +84,16 @@ def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
         trained = [fit.result() for fit in fits]
         selected = select_best(trained)
         report = report_on_test(selected, trained, references, sets, params.evaluate)
+        fingerprint = fingerprint_selected(params, lineage, selected, trained, sets.test)
         log_training_run(run_id, params, sets, report, lineage)
         logged = log_models(run_id, experiment_id, trained, sets.test.frame.head(EXAMPLE_ROWS), params, lineage)
+        log_fingerprint(logged[selected.name], fingerprint)
         version = register_model(logged[selected.name], model_name, lineage, selected.name)
         champion = measure_champion(model_name, version, sets.test, lineage, params.split)
         decision = gate_champion(selected, champion, references, report, params)
         promotion = record_decision(run_id, model_name, version, selected, champion, decision, report)
         move_alias(model_name, version, decision)  # the last registry change: everything before it succeeded
-        write_training_reports(params, lineage, selected, trained, sets.test, report, promotion)
+        write_training_reports(params, report, promotion, fingerprint)
     print(f"version {version} of {model_name} ({selected.name}) {decision.summary()}")
     return TrainingOutcome(selected.name, version, decision, report.metrics)
 
@@ -287,17 +290,28 @@ def move_alias(model_name: str, version: str, decision: Decision) -> None:
     tracking.set_alias(model_name, decision.alias, version)
 
 
+@task(name="fingerprint-model", cache_policy=NO_CACHE)
+def fingerprint_selected(
+    params: Params, lineage: Lineage, selected: TrainedModel, trained: list[TrainedModel], test: EvaluationSet
+) -> RecordedFingerprint:
+    """The selected model's fingerprint; the committed file is kept when this is numerically the same model."""
+    fresh = model_fingerprint(params, lineage.data_md5, selected, trained, test)
+    recorded = record_fingerprint(Path(params.train.reports_dir), fresh, lineage.git_commit, lineage.git_dirty)
+    get_run_logger().info("%s: %s", FINGERPRINT_FILE, recorded.why)
+    return recorded
+
+
+@task(name="log-fingerprint", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def log_fingerprint(logged: tracking.LoggedModel, fingerprint: RecordedFingerprint) -> None:
+    """With the selected model's run, so that an export of its version carries its fingerprint."""
+    tracking.log_json(logged.run_id, fingerprint.committed, FINGERPRINT_FILE)
+    tracking.log_json(logged.run_id, fingerprint.local, LOCAL_FINGERPRINT_FILE)
+
+
 @task(name="write-reports", cache_policy=NO_CACHE)
 def write_training_reports(
-    params: Params,
-    lineage: Lineage,
-    selected: TrainedModel,
-    trained: list[TrainedModel],
-    test: EvaluationSet,
-    report: TrainingReport,
-    promotion: dict[str, object],
+    params: Params, report: TrainingReport, promotion: dict[str, object], fingerprint: RecordedFingerprint
 ) -> None:
     """The DVC metrics and plots, the promotion record, and the selected model's fingerprint."""
     write_reports(params.train.reports_dir, report, promotion)
-    fingerprint = model_fingerprint(params, lineage.data_md5, selected, trained, test)
-    write_fingerprint(Path(params.train.reports_dir) / FINGERPRINT_FILE, fingerprint)
+    write_recorded(Path(params.train.reports_dir), fingerprint)

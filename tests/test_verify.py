@@ -2,14 +2,18 @@
 
 The end-to-end tests copy the project's files (working tree, so uncommitted work is
 what is tested) into a temporary git repository with a small params variant,
-reproduce it once to commit its fingerprint, then run `verify` on clean clones of it:
-unchanged (exit 0), with one param changed, with one data row changed.
+reproduce it once (`dvc repro`, every stage) to commit its fingerprint and dvc.lock,
+then run on clean clones of it: a fresh clone's `dvc repro`, twice (the tree stays
+clean), and `verify` unchanged (exit 0, exact tier), with a param or a seed changed,
+with one data row changed, on data nobody pushed, on a broken contract. The
+numerical tier, across BLAS kernels, is in tests/test_tiers.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,19 +28,21 @@ import yaml
 
 from gigmatch.cli.repro import run_verify_command
 from gigmatch.errors import ExitCode
+from gigmatch.files import json_text
 from gigmatch.params import Params
+from gigmatch.repro.differences import ABSENT, Difference, diff
 from gigmatch.repro.environment import lock_differences
 from gigmatch.repro.fingerprint import (
-    ABSENT,
+    LOCAL_FINGERPRINT_FILE,
     PROBE_JOBS,
-    Difference,
-    diff,
-    dumps,
+    SCORE_DECIMALS,
+    committed_form,
     fingerprint_document,
     probe_rows,
     probe_summary,
     scores_sha256,
 )
+from gigmatch.repro.tiers import EXACT
 from gigmatch.repro.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +72,7 @@ def _document(params: Params, **changes: Any) -> dict[str, Any]:
         test_metrics={"ndcg_at_10": 0.62331, "hire_auc": 0.800525},
         valid_ndcg_at_10={"logistic": 0.638381, "lambdarank": 0.635702},
     )
-    loaded: dict[str, Any] = json.loads(dumps(document))  # compared as read back from the committed file
+    loaded: dict[str, Any] = json.loads(json_text(document))  # compared as read back from the committed file
     for path, value in changes.items():
         *parents, leaf = path.split("__")
         node = loaded
@@ -76,11 +82,17 @@ def _document(params: Params, **changes: Any) -> dict[str, Any]:
     return loaded
 
 
-def test_same_inputs_give_no_difference_and_the_platform_is_not_compared(params: Params) -> None:
+def test_same_inputs_give_no_difference_and_the_committed_form_names_no_platform(params: Params) -> None:
     expected = _document(params)
-    actual = _document(params, platform__machine="riscv64")
-    assert diff(expected, actual) == []
-    assert dumps(expected) == dumps(_document(params)), "the document is a pure function of its inputs"
+    assert diff(expected, _document(params)) == []
+    assert json_text(expected) == json_text(_document(params)), "the document is a pure function of its inputs"
+    committed = committed_form(expected)
+    assert "platform" not in committed and committed["model"]["probe"]["score_decimals"] == SCORE_DECIMALS
+    ranking = committed["model"]["probe"]["ranking"]
+    assert ranking == {
+        "3": {"freelancers": [11, 10], "scores": [0.5, 0.25]},
+        "5": {"freelancers": [10], "scores": [0.125]},
+    }
 
 
 def test_diff_names_a_changed_param(params: Params) -> None:
@@ -90,7 +102,7 @@ def test_diff_names_a_changed_param(params: Params) -> None:
 
     [difference] = diff(expected, actual)
     assert difference == Difference("params", "params.train.models.logistic.params.C", 1.0, 0.5)
-    assert difference.describe() == "params: params.train.models.logistic.params.C: 1.0 -> 0.5 (-0.5)"
+    assert difference.describe() == "params.train.models.logistic.params.C: 1.0 -> 0.5 (-0.5)"
 
 
 def test_diff_names_a_changed_metric_and_the_data_md5_first(params: Params) -> None:
@@ -124,7 +136,9 @@ def test_scores_hash_sees_a_single_bit() -> None:
     nudged = scores.copy()
     nudged[1] = np.nextafter(nudged[1], 1.0)
     assert scores_sha256(scores) != scores_sha256(nudged)
-    assert round(float(nudged[1]), 6) == round(float(scores[1]), 6), "the rounded sample alone would miss it"
+    assert round(float(nudged[1]), SCORE_DECIMALS) == round(float(scores[1]), SCORE_DECIMALS), (
+        "the committed form would"
+    )
 
 
 def test_environment_must_match_the_lock(tmp_path: Path) -> None:
@@ -174,8 +188,12 @@ def test_two_trainings_on_the_same_inputs_give_the_same_fingerprint(tmp_path: Pa
     assert a == b
     document = json.loads(a)
     assert document["model"]["name"] == first.selected
-    assert document["model"]["probe"]["jobs"] == PROBE_JOBS and len(document["model"]["probe"]["scores_sha256"]) == 64
+    assert document["model"]["probe"]["jobs"] == PROBE_JOBS and "platform" not in document
     assert document["metrics"]["test"]["ndcg_at_10"] == first.metrics["test"]["ndcg_at_10"]  # type: ignore[index]
+    local = [json.loads((tmp_path / name / LOCAL_FINGERPRINT_FILE).read_text()) for name in ("first", "second")]
+    assert local[0]["scores_sha256"] == local[1]["scores_sha256"] and len(local[0]["scores_sha256"]) == 64
+    assert local[0]["platform"]["blas_kernels"], "the local record names the kernel the bits came from"
+    assert committed_form(local[0]["fingerprint"]) == document
 
 
 # ---------------------------------------------------------------- verify, end to end
@@ -237,6 +255,7 @@ def verified_repo(tmp_path_factory: pytest.TempPathFactory, git_env: None, prefe
     raw["train"]["models"] = SMALL_MODELS
     raw["train"]["text_max_features"] = 2000
     raw["evaluate"]["fairness_min_qualified"] = 20
+    raw["promote"]["min_fairness_ratio"] = 0.4  # few test jobs per region: the gate's bound is not under test
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     generate_snapshot(load_params(repo / "params.yaml").simulate, repo / "data")  # as `gigmatch data generate`
 
@@ -246,19 +265,24 @@ def verified_repo(tmp_path_factory: pytest.TempPathFactory, git_env: None, prefe
     _dvc(["push"], repo)
     _commit(repo, "small project")
 
+    _dvc(["repro"], repo, _stage_env(repo, base / "origin-stores", prefect_url))
+    assert (repo / "reports" / "fingerprint.json").is_file() and (repo / "bundle" / "fingerprint.json").is_file()
+    _commit(repo, "reproduce: dvc.lock, reports and the fingerprint")
+    return repo
+
+
+def _stage_env(repo: Path, stores: Path, prefect_url: str) -> dict[str, str]:
+    """What `make` gives DVC's stages in `repo`: its code first, and an MLflow store of its own in `stores`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_", "GIGMATCH_"))}
-    env |= {
+    stores.mkdir(parents=True, exist_ok=True)
+    return env | {
         "PATH": f"{VENV_BIN}{os.pathsep}{env['PATH']}",
         "PYTHONPATH": str(repo),
         "PYTHONHASHSEED": "0",  # the verify runs get random hash seeds: nothing may depend on it
-        "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'origin-mlflow.db'}",
-        "GIGMATCH_ARTIFACT_ROOT": str(base / "origin-mlruns"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{stores / 'mlflow.db'}",
+        "GIGMATCH_ARTIFACT_ROOT": str(stores / "mlruns"),
         "PREFECT_API_URL": prefect_url,
     }
-    _dvc(["repro", "train"], repo, env)
-    assert (repo / "reports" / "fingerprint.json").is_file()
-    _commit(repo, "reproduce: dvc.lock, reports and the fingerprint")
-    return repo
 
 
 def _clone(origin: Path, tmp_path: Path) -> Path:
@@ -279,13 +303,35 @@ def _change_one_application(repo: Path, which: int = 0) -> None:
 
 
 @pytest.mark.slow
+def test_a_fresh_clone_reproduces_every_stage_and_leaves_a_clean_tree(
+    verified_repo: Path, tmp_path: Path, prefect_url: str
+) -> None:
+    """Another registry (new run and model ids, paths): no committed file and no hash in dvc.lock may move."""
+    repo = _clone(verified_repo, tmp_path)
+    env = _stage_env(repo, tmp_path / "clone-stores", prefect_url)
+    _dvc(["pull"], repo, env)
+
+    first = _dvc(["repro"], repo, env)
+    assert {"train", "export", "batch", "drift"} <= set(re.findall(r"Running stage '(\w+)'", first)), first
+    assert _sh(["git", "status", "--porcelain"], repo) == ""
+    second = _dvc(["repro"], repo, env)
+    assert "Running stage" not in second, second
+    assert _sh(["git", "status", "--porcelain"], repo) == ""
+    bundle = (repo / "bundle" / "fingerprint.json").read_bytes()
+    assert bundle == (repo / "reports" / "fingerprint.json").read_bytes(), "the bundle carries the committed model"
+
+
+@pytest.mark.slow
 def test_verify_passes_on_an_unchanged_commit(
     verified_repo: Path, tmp_path: Path, prefect_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = verify(verified_repo, tmp_path / "scratch", prefect_api_url=prefect_url)
 
     assert result.code == ExitCode.OK, (result.message, [d.describe() for d in result.differences], result.notes)
-    assert result.differences == [] and result.actual == result.expected
+    assert result.differences == [] and committed_form(result.actual or {}) == result.expected
+    # The origin's own `dvc repro` left its local record: the same machine gives the same bits.
+    assert result.tier == EXACT and result.comparison is not None
+    assert result.comparison.summary().startswith("exact: all"), result.comparison.summary()
     assert (tmp_path / "scratch" / "repo" / "reports" / "fingerprint.json").read_bytes() == (
         verified_repo / "reports" / "fingerprint.json"
     ).read_bytes(), "two independent fresh runs give the same bytes"
@@ -294,21 +340,42 @@ def test_verify_passes_on_an_unchanged_commit(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "value", "shown"),
+    [
+        (
+            ("train", "models", "logistic", "params", "C"),
+            0.05,
+            "params.train.models.logistic.params.C: 1.0 -> 0.05 (-0.95)",
+        ),
+        (("train", "seed"), 8, "params.train.seed: 7 -> 8 (+1)"),
+    ],
+    ids=["C", "seed"],
+)
 def test_verify_names_a_changed_param(
-    verified_repo: Path, tmp_path: Path, prefect_url: str, capsys: pytest.CaptureFixture[str]
+    verified_repo: Path,
+    tmp_path: Path,
+    prefect_url: str,
+    capsys: pytest.CaptureFixture[str],
+    path: tuple[str, ...],
+    value: object,
+    shown: str,
 ) -> None:
     repo = _clone(verified_repo, tmp_path)
     raw = yaml.safe_load((repo / "params.yaml").read_text())
-    raw["train"]["models"]["logistic"]["params"]["C"] = 0.05
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    _commit(repo, "a weaker regularisation, fingerprint not refreshed")
+    _commit(repo, f"{'.'.join(path)} changed, fingerprint not refreshed")
 
     code = run_verify_command(repo, scratch_dir=tmp_path / "scratch", prefect_api_url=prefect_url)
 
     assert code == ExitCode.CHECK_FAILED
-    shown = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
-    assert "made from other inputs (params first)" in shown
-    assert "params.train.models.logistic.params.C: 1.0 -> 0.05 (-0.95)" in shown
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "made from other inputs (params first)" in err
+    assert shown in err
     assert not (tmp_path / "scratch" / "mlflow.db").exists(), "a stale fingerprint is caught before training"
 
 

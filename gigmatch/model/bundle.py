@@ -5,6 +5,8 @@ Layout (written by `gigmatch export`):
     bundle/
       model/           the MLflow model directory (MLmodel, model.skops, requirements.txt, ...)
       lineage.json     registered name, version, run id, data md5, git commit, test metrics
+      fingerprint.json the version's fingerprint, as committed (gigmatch.repro.fingerprint):
+                       the same bytes wherever the same model is exported
 
 Loading needs neither MLflow nor a tracking database: the pipeline is read with
 skops, trusting only the types this code base lists (`TRUSTED_MODEL_TYPES`),
@@ -31,6 +33,7 @@ from gigmatch.model.pipeline import TRUSTED_MODEL_TYPES, is_model_pipeline, matc
 
 MODEL_DIR = "model"
 LINEAGE_FILE = "lineage.json"
+FINGERPRINT_FILE = "fingerprint.json"  # written by export; serving does not need it
 REQUIRED_LINEAGE = ("model_name", "version", "run_id", "data_md5", "git_commit", "test_metrics")
 
 

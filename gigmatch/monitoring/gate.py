@@ -5,11 +5,15 @@ renderer passed in (`pipelines.evidently_report.build_html_report`, Evidently), 
 keeps the report library out of the domain package. Both outputs land in the
 report directory, each written atomically; nothing is written unless the whole
 run succeeds, so a broken input leaves the previous reports in place.
+
+The verdict is a function of its inputs alone (no clock: when it was made is the file's
+time and the run's), so the same batch against the same model writes the same bytes and
+its hash in dvc.lock means something; the HTML page carries Evidently's own timestamp
+and ids, so the DVC graph does not hash it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -86,7 +90,6 @@ def verdict_document(verdict: Verdict, sources: dict[str, str], model_name: str)
         "model_name": model_name,
         "sources": sources,
         "html_report": HTML_FILE,
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -6,7 +6,7 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
-from gigmatch.repro.fingerprint import Difference
+from gigmatch.repro.differences import Difference
 from gigmatch.repro.scratch import VerifyError
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from gigmatch.data.pinning import read_pin
 from gigmatch.params import load_params
-from gigmatch.repro.fingerprint import Difference, diff, input_sections
+from gigmatch.repro.differences import Difference, diff
+from gigmatch.repro.fingerprint import input_sections
 from gigmatch.repro.scratch import run_logged
 
 

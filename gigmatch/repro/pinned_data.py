@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gigmatch.data.pinning import PinError, directory_md5, materialise, read_pin
-from gigmatch.repro.fingerprint import Difference
+from gigmatch.repro.differences import Difference
 from gigmatch.repro.scratch import run_logged
 
 

@@ -15,11 +15,15 @@ one step per module of this package:
    store and Prefect home inside the scratch (`scratch`), the locked `.venv` first on
    PATH and the checkout first on PYTHONPATH (the project is installed editable, so
    without it the working tree's code would run instead of the commit's).
-6. **compare** (`compare`): the reproduced `reports/fingerprint.json` against the
-   committed one (`gigmatch.repro.fingerprint.diff`), stage by stage: environment,
-   data, params, model, metrics.
+6. **compare** (`compare`): the reproduced fingerprint (the scratch's
+   `reports/fingerprint.local.json`) against the committed one, by the tiers of
+   `gigmatch.repro.tiers`: numerically equal at least (every probe score within the
+   tolerance, every ranking and everything else identical), and exact when this
+   machine's own last run (`reports/fingerprint.local.json` of the repository, written
+   by `make run`) is of the same model and has the same bits.
 
-Exit codes (`gigmatch.errors.ExitCode`): 0 the fingerprint matches; 1 it does not, or
+Exit codes (`gigmatch.errors.ExitCode`): 0 the model is the same (exact or numerical
+tier, said in the message); 1 it is not (naming the figure), or
 the data cannot be made to match its pin, or the environment is not the locked one
 (with a readable diff); 2 the data contract is broken (the validate stage refused
 the data); 3 any other error (git, DVC or the pipeline crashed).
@@ -31,9 +35,8 @@ OpenMP and BLAS per fit and around the whole flow); LightGBM's deterministic mod
 (`deterministic=True, force_row_wise=True`); rows sorted by (job_id, freelancer_id)
 before anything is fitted; no clock, run id or registry state in the fingerprint;
 and `uv.lock` (checked in step 2). Nothing depends on PYTHONHASHSEED: the check does
-not set it, so each run gets its own random hash seed. "Same platform" matters
-because OpenBLAS picks its kernels by CPU (the fingerprint records them under
-`platform`, shown but not compared).
+not set it, so each run gets its own random hash seed. On another CPU, OpenBLAS
+picks other kernels and the last bits move: that is the numerical tier.
 """
 
 from __future__ import annotations
@@ -49,9 +52,10 @@ from typing import Any
 from gigmatch.data.pinning import PinError
 from gigmatch.errors import ExitCode
 from gigmatch.repro.checkout import checkout, repository_root, uncommitted_notes
-from gigmatch.repro.compare import compare_fingerprints, rewritten_files_notes, stale_lock_notes
+from gigmatch.repro.compare import Comparison, compare_fingerprints, rewritten_files_notes, stale_lock_notes
+from gigmatch.repro.differences import Difference
 from gigmatch.repro.environment import lock_differences
-from gigmatch.repro.fingerprint import FINGERPRINT_FILE, Difference, read_fingerprint
+from gigmatch.repro.fingerprint import FINGERPRINT_FILE, read_fingerprint
 from gigmatch.repro.inputs import input_differences
 from gigmatch.repro.pinned_data import materialise_pinned_data
 from gigmatch.repro.pipeline import reproduce_training
@@ -67,8 +71,14 @@ class VerifyResult:
     message: str = ""  # why it failed, when it did
     notes: list[str] = field(default_factory=list)  # warnings that do not fail the check
     seconds: dict[str, float] = field(default_factory=dict)  # per step
-    expected: dict[str, Any] | None = None
-    actual: dict[str, Any] | None = None
+    expected: dict[str, Any] | None = None  # the committed fingerprint
+    actual: dict[str, Any] | None = None  # the reproduced one, at full precision
+    comparison: Comparison | None = None
+
+    @property
+    def tier(self) -> str | None:
+        """The tier that held (exact or numerical), None unless the check passed."""
+        return self.comparison.tier if self.ok and self.comparison is not None else None
 
     @property
     def ok(self) -> bool:
@@ -151,19 +161,22 @@ def verify(
             log("reproducing the pipeline (dvc repro --force train)")
             reproduce_training(workspace, scratch / "logs" / "repro.log", env, timeout_seconds)
         with _timed(result, "compare"):
-            result.actual, differences = compare_fingerprints(result.expected, workspace)
-            result.notes += stale_lock_notes(workspace) + rewritten_files_notes(workspace)
-        if differences:
+            result.comparison = comparison = compare_fingerprints(result.expected, workspace, root)
+            result.actual = comparison.fresh["fingerprint"]
+            result.notes += comparison.notes + stale_lock_notes(workspace) + rewritten_files_notes(workspace)
+        if not comparison.committed.holds:
+            differences = comparison.committed.differences
             return result.fail(
                 differences,
-                f"the reproduced fingerprint differs from the committed one, first in {differences[0].stage}",
+                f"the reproduced model is not the committed one, first in {differences[0].stage} "
+                f"({differences[0].figure})",
             )
         result.code = ExitCode.OK
         return result
     except VerifyError as exc:
         result.code, result.message = exc.code, str(exc)
         return result
-    except (OSError, ValueError, PinError) as exc:
+    except (OSError, ValueError, PinError) as exc:  # FingerprintError is a ValueError
         result.code, result.message = ExitCode.ERROR, f"{type(exc).__name__}: {exc}"
         return result
     finally:
