@@ -415,7 +415,9 @@ def test_verify_fails_when_the_pinned_data_cannot_be_had(verified_repo: Path, tm
 
 
 @pytest.mark.slow
-def test_verify_exits_2_when_the_data_contract_is_broken(verified_repo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("full", [False, True], ids=["stops-before-training", "full"])
+def test_verify_exits_2_when_the_data_contract_is_broken(verified_repo: Path, tmp_path: Path, full: bool) -> None:
+    """The new data is also stale against the fingerprint, but a broken contract is what must be said (exit 2)."""
     repo = _clone(verified_repo, tmp_path)
     _dvc(["pull"], repo)
     path = repo / "data" / "freelancers.parquet"
@@ -426,6 +428,20 @@ def test_verify_exits_2_when_the_data_contract_is_broken(verified_repo: Path, tm
     _dvc(["push"], repo)
     _commit(repo, "a broken snapshot")
 
-    result = verify(repo, tmp_path / "scratch", full=True)
+    result = verify(repo, tmp_path / "scratch", full=full)
 
-    assert result.code == ExitCode.CONTRACT_BROKEN and "stage validate" in result.message
+    assert result.code == ExitCode.CONTRACT_BROKEN and "contract is broken" in result.message, result.message
+    assert "hourly_rate_usd" in result.message
+    assert ("pipeline" in result.seconds) is full, "without --full, the contract is checked before any training"
+
+
+def test_verify_refuses_a_fingerprint_of_another_format(verified_repo: Path, tmp_path: Path) -> None:
+    repo = _clone(verified_repo, tmp_path)
+    path = repo / "reports" / "fingerprint.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"format": 2}))
+    _commit(repo, "a fingerprint an older version of the code wrote")
+
+    result = verify(repo, tmp_path / "scratch")
+
+    assert result.code == ExitCode.CHECK_FAILED and "of format 2 and this verify reads format 3" in result.message
+    assert result.differences == [Difference("format", "format", 2, 3)] and "inputs" not in result.seconds

@@ -31,3 +31,14 @@ def reproduce_training(workspace: Path, log_file: Path, env: Mapping[str, str], 
         )
     stage = f"stage {failed['stage']} exited with {failed['code']}" if failed else f"dvc repro exited with {completed}"
     raise VerifyError(f"{stage} (log: {log_file})\n{tail}")
+
+
+def validate_contract(workspace: Path, log_file: Path, env: Mapping[str, str], timeout: float) -> None:
+    """The validate stage's check alone, by the commit's code: VerifyError (exit 2) if the contract is broken."""
+    report = log_file.with_suffix(".json")
+    command = [sys.executable, "-m", "gigmatch", "data", "validate", "data", "--report", str(report)]
+    code = run_logged(command, workspace, env, timeout, log_file, check=False)
+    if code == ExitCode.CONTRACT_BROKEN:
+        raise VerifyError(
+            f"the data contract is broken (log: {log_file})\n{log_tail(log_file, 15)}", ExitCode.CONTRACT_BROKEN
+        )

@@ -55,10 +55,10 @@ from gigmatch.repro.checkout import checkout, repository_root, uncommitted_notes
 from gigmatch.repro.compare import Comparison, compare_fingerprints, rewritten_files_notes, stale_lock_notes
 from gigmatch.repro.differences import Difference
 from gigmatch.repro.environment import lock_differences
-from gigmatch.repro.fingerprint import FINGERPRINT_FILE, read_fingerprint
+from gigmatch.repro.fingerprint import FINGERPRINT_FILE, FORMAT, read_fingerprint
 from gigmatch.repro.inputs import input_differences
 from gigmatch.repro.pinned_data import materialise_pinned_data
-from gigmatch.repro.pipeline import reproduce_training
+from gigmatch.repro.pipeline import reproduce_training, validate_contract
 from gigmatch.repro.scratch import DEFAULT_TIMEOUT_SECONDS, VerifyError, pipeline_env
 
 
@@ -132,6 +132,13 @@ def verify(
                     "Run `make repro` and commit the fingerprint with dvc.lock.",
                 )
             result.expected = read_fingerprint(committed)
+            if (found := result.expected.get("format")) != FORMAT:
+                return result.fail(
+                    [Difference("format", "format", found, FORMAT)],
+                    f"commit {result.commit[:12]}'s fingerprint is of format {found} and this verify reads format "
+                    f"{FORMAT}: refresh it with `dvc repro` and commit it, or verify an old commit with its own code "
+                    "(check it out, then `make verify`)",
+                )
         with _timed(result, "environment"):
             log("checking the environment against uv.lock")
             if unlocked := lock_differences(workspace / "uv.lock"):
@@ -142,15 +149,21 @@ def verify(
         with _timed(result, "inputs"):
             log("comparing the commit's inputs with those the fingerprint was made from")
             stale = input_differences(workspace, result.expected, env, timeout_seconds, result.notes)
-            if stale and not full:
-                return result.fail(
-                    stale,
-                    f"the committed fingerprint was made from other inputs ({stale[0].stage} first), so it cannot "
-                    "be reproduced: refresh it with `dvc repro` (`dvc repro --force train` after a dependency "
-                    "upgrade) and commit dvc.lock and reports/; `--full` trains anyway to show every figure that moves",
-                )
-            if stale:
-                result.notes.append(f"inputs differ from the fingerprint's ({stale[0].describe()}); training anyway")
+        if stale and not full:
+            if any(d.stage == "data" for d in stale):
+                # New data may also break the contract, which matters more than a stale fingerprint (exit 2).
+                with _timed(result, "data"):
+                    log("the data changed: checking it against the contract")
+                    if materialise_pinned_data(workspace, env, timeout_seconds, log, result.notes) is None:
+                        validate_contract(workspace, scratch / "logs" / "validate.log", env, timeout_seconds)
+            return result.fail(
+                stale,
+                f"the committed fingerprint was made from other inputs ({stale[0].stage} first), so it cannot "
+                "be reproduced: refresh it with `dvc repro` (`dvc repro --force train` after a dependency "
+                "upgrade) and commit dvc.lock and reports/; `--full` trains anyway to show every figure that moves",
+            )
+        if stale:
+            result.notes.append(f"inputs differ from the fingerprint's ({stale[0].describe()}); training anyway")
         with _timed(result, "data"):
             log("materialising the pinned data")
             if (
