@@ -44,11 +44,18 @@ class Comparison:
                 f"{verdict.summary()}; kernel {here} (no run of this machine to compare bits with: "
                 "`make run` records one, for the exact tier)"
             )
-        made_at = str(((self.reference or {}).get("made_at") or {}).get("commit", "unknown"))[:12]
+        made_at = _made_at(self.reference)
         if verdict.tier == EXACT:
             digest = str(self.fresh.get("scores_sha256", ""))[:16]
             return f"{verdict.summary()}, as this machine's last run ({made_at}, sha256 {digest}); kernel {here}"
         return f"{verdict.summary()}; kernels {kernels(self.reference)} (this machine's last run, {made_at}) vs {here}"
+
+
+def _made_at(record: dict[str, Any] | None) -> str:
+    """The commit a local record was made at, short (its `dirty` flag is not shown: during `dvc repro`
+    the lock file is rewritten before training, so the flag says little)."""
+    made_at = (record or {}).get("made_at") or {}
+    return str(made_at.get("commit", "unknown"))[:12]
 
 
 def compare_fingerprints(expected: dict[str, Any], workspace: Path, repo_root: Path) -> Comparison:
@@ -71,7 +78,7 @@ def compare_fingerprints(expected: dict[str, Any], workspace: Path, repo_root: P
     if comparison.local.tier != EXACT and reference.get("platform") == fresh.get("platform"):
         comparison.notes.append(
             "the same platform as this machine's last run gave other bits: the code or packages changed since "
-            f"({reference.get('made_at')}), or a step is not deterministic"
+            f"that run (at {_made_at(reference)}), or a step is not deterministic"
         )
     return comparison
 
