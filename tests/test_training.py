@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -157,6 +158,17 @@ def test_export_champion_bundle_and_serve_it(tmp_path: Path, training_snapshot: 
     with TestClient(create_app(settings)) as client:
         response = client.post("/v1/match", json={"job": job, "candidates": candidates})
     assert response.status_code == 200 and response.json()["model_version"] == outcome.version
+
+    # The bundle carries the version's fingerprint as committed: the one file of it DVC hashes.
+    committed = (tmp_path / "reports" / "fingerprint.json").read_bytes()
+    assert (tmp_path / "bundle" / "fingerprint.json").read_bytes() == committed
+    # A version registered before models carried it (here: its artifact removed) still exports.
+    run_id = MlflowClient().get_model_version("gigmatch-ranker", outcome.version).run_id
+    artifacts = Path(urlparse(MlflowClient().get_run(run_id or "").info.artifact_uri).path)
+    (artifacts / "fingerprint.json").unlink()
+    assert main(["export", "--out", str(tmp_path / "bundle"), "--params", str(params)]) == ExitCode.OK
+    stand_in = json.loads((tmp_path / "bundle" / "fingerprint.json").read_text())
+    assert stand_in["registered_without_fingerprint"] is True and stand_in["version"] == outcome.version
 
 
 def test_champion_from_older_feature_code_is_compared_by_its_recorded_figure(
