@@ -3,8 +3,9 @@
 The end-to-end tests copy the project's files (working tree, so uncommitted work is
 what is tested) into a temporary git repository with a small params variant,
 reproduce it once (`dvc repro`, every stage) to commit its fingerprint and dvc.lock,
-then run on clean clones of it: a fresh clone's `dvc repro`, twice (the tree stays
-clean), and `verify` unchanged (exit 0, exact tier), with a param or a seed changed,
+then run `verify` on clean clones of it: unchanged (exit 0, exact tier; then the
+rest of the graph in its scratch, a fresh clone with a registry of its own, twice,
+leaves the tree clean), with a param or a seed changed,
 with one data row changed, on data nobody pushed, on a broken contract. The
 numerical tier, across BLAS kernels, is in tests/test_tiers.py.
 """
@@ -303,25 +304,6 @@ def _change_one_application(repo: Path, which: int = 0) -> None:
 
 
 @pytest.mark.slow
-def test_a_fresh_clone_reproduces_every_stage_and_leaves_a_clean_tree(
-    verified_repo: Path, tmp_path: Path, prefect_url: str
-) -> None:
-    """Another registry (new run and model ids, paths): no committed file and no hash in dvc.lock may move."""
-    repo = _clone(verified_repo, tmp_path)
-    env = _stage_env(repo, tmp_path / "clone-stores", prefect_url)
-    _dvc(["pull"], repo, env)
-
-    first = _dvc(["repro"], repo, env)
-    assert {"train", "export", "batch", "drift"} <= set(re.findall(r"Running stage '(\w+)'", first)), first
-    assert _sh(["git", "status", "--porcelain"], repo) == ""
-    second = _dvc(["repro"], repo, env)
-    assert "Running stage" not in second, second
-    assert _sh(["git", "status", "--porcelain"], repo) == ""
-    bundle = (repo / "bundle" / "fingerprint.json").read_bytes()
-    assert bundle == (repo / "reports" / "fingerprint.json").read_bytes(), "the bundle carries the committed model"
-
-
-@pytest.mark.slow
 def test_verify_passes_on_an_unchanged_commit(
     verified_repo: Path, tmp_path: Path, prefect_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -332,6 +314,19 @@ def test_verify_passes_on_an_unchanged_commit(
     # The origin's own `dvc repro` left its local record: the same machine gives the same bits.
     assert result.tier == EXACT and result.comparison is not None
     assert result.comparison.summary().startswith("exact: all"), result.comparison.summary()
+
+    # The scratch is a fresh clone with a registry of its own (new run and model ids, paths), trained by
+    # verify: the rest of the graph there must move no committed file and no hash in dvc.lock, twice.
+    clone = tmp_path / "scratch" / "repo"
+    env = _stage_env(clone, tmp_path / "scratch", prefect_url)
+    assert _sh(["git", "status", "--porcelain"], clone) == ""
+    first = _dvc(["repro"], clone, env)
+    assert {"export", "batch", "drift"} <= set(re.findall(r"Running stage '(\w+)'", first)), first
+    assert _sh(["git", "status", "--porcelain"], clone) == ""
+    second = _dvc(["repro"], clone, env)
+    assert "Running stage" not in second and _sh(["git", "status", "--porcelain"], clone) == ""
+    bundle = (clone / "bundle" / "fingerprint.json").read_bytes()
+    assert bundle == (clone / "reports" / "fingerprint.json").read_bytes(), "the bundle carries the committed model"
     assert (tmp_path / "scratch" / "repo" / "reports" / "fingerprint.json").read_bytes() == (
         verified_repo / "reports" / "fingerprint.json"
     ).read_bytes(), "two independent fresh runs give the same bytes"
