@@ -62,6 +62,7 @@ class SimulateParams(_Section):
     history_start: dt.date
     history_months: Annotated[int, Field(ge=1, le=120)]
     new_freelancer_share: Annotated[float, Field(ge=0, le=1)]
+    newcomer_patience_days: Annotated[float, Field(gt=0)]
     demand_trend_scale: Annotated[float, Field(ge=0)]
     budget_inflation_per_year: Annotated[float, Field(ge=-0.5, le=1.0)]
     utility: UtilityWeights
@@ -81,10 +82,11 @@ class ImportColumns(_Section):
     jobs: dict[str, str]
     freelancers: dict[str, str]
     applications: dict[str, str]
+    freelancer_history: dict[str, str] = {}  # optional table: profile statistics over time
 
     @model_validator(mode="after")
     def _one_source_per_column(self) -> ImportColumns:
-        for table in ("jobs", "freelancers", "applications"):
+        for table in ("jobs", "freelancers", "applications", "freelancer_history"):
             targets = list(getattr(self, table).values())
             doubled = sorted({t for t in targets if targets.count(t) > 1})
             if doubled:

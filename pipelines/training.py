@@ -20,7 +20,8 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from threadpoolctl import threadpool_limits
 
-from gigmatch.data.snapshot import read_tables
+from gigmatch.data.contract import FREELANCER_HISTORY
+from gigmatch.data.snapshot import profile_statistics_note, read_tables
 from gigmatch.features.transformer import IncompatibleFeaturesError
 from gigmatch.model.bundle import UntrustedModelError
 from gigmatch.model.pipeline import is_probabilistic, match_scores
@@ -76,7 +77,8 @@ def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
     model_name = params.register_.model_name
     experiment_id = open_experiment(params.register_.experiment)
     frames, lineage = load_snapshot(params.data.dir)
-    with tracking.run(experiment_id, "train", tags=lineage.tags()) as run_id:
+    profiles = "as_of_history" if FREELANCER_HISTORY in frames else "current_values"
+    with tracking.run(experiment_id, "train", tags={**lineage.tags(), "profile_statistics": profiles}) as run_id:
         sets = split_by_time(frames, params.split)
         features = fit_features(sets, params.train.text_max_features)
         fits = [train.submit(name, spec, features, sets, params) for name, spec in params.train.models.items()]
@@ -120,7 +122,11 @@ def open_experiment(experiment: str) -> str:
 
 @task(name="load-snapshot", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
 def load_snapshot(data_dir: Path) -> tuple[dict[str, pd.DataFrame], Lineage]:
-    return read_tables(data_dir), current_lineage(data_dir)
+    frames = read_tables(data_dir)
+    note = profile_statistics_note(frames)
+    if note:
+        get_run_logger().warning(note)
+    return frames, current_lineage(data_dir)
 
 
 @task(name="split-by-time", cache_policy=NO_CACHE)

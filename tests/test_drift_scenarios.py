@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from gigmatch.cli import main
+from gigmatch.data.contract import PROFILE_STATISTICS
 from gigmatch.data.taxonomy import REGION_SLUGS
 from gigmatch.features.match_frame import MATCH_COLUMNS
-from gigmatch.features.names import FEATURE_NAMES
 from gigmatch.model.bundle import load_bundle
 from gigmatch.monitoring.frame import frame_from_match_table
 from gigmatch.monitoring.rules import Verdict, evaluate_drift
@@ -89,11 +89,14 @@ def test_scenario_trips_its_rule(gate, scenario: str) -> None:
         assert drifted.drifted and drifted.statistic > 2 * _statistic(baseline, column)
 
 
-def test_concept_drift_keeps_features_and_changes_outcomes(gate) -> None:
-    _, none_frame, _ = gate("none")
-    _, concept_frame, verdict = gate("concept")
-    features = [*FEATURE_NAMES, "match_score"]
-    pd.testing.assert_frame_equal(none_frame[features], concept_frame[features])
+def test_concept_drift_keeps_the_candidates_and_changes_outcomes(gate) -> None:
+    none_table, none_frame, _ = gate("none")
+    concept_table, concept_frame, verdict = gate("concept")
+    # Clients hire others, so other freelancers complete jobs: only track records move, and few of them.
+    steady = [c for c in MATCH_COLUMNS if c not in PROFILE_STATISTICS]
+    pd.testing.assert_frame_equal(none_table[steady], concept_table[steady])
+    moved = (none_table["jobs_completed"] != concept_table["jobs_completed"]).mean()
+    assert 0 < moved < 0.05
     assert (none_frame["outcome"] != concept_frame["outcome"]).any()
     assert verdict.failed_rules == ["ranking_quality"]
 

@@ -30,9 +30,10 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path, params: Params) ->
     assert _digests(tmp_path / "a") != _digests(tmp_path / "c")
 
 
-def test_generate_writes_the_three_tables_and_the_truth(small_snapshot: Path) -> None:
+def test_generate_writes_the_tables_the_history_and_the_truth(small_snapshot: Path) -> None:
     assert sorted(p.name for p in small_snapshot.iterdir()) == [
         "applications.parquet",
+        "freelancer_history.parquet",
         "freelancers.parquet",
         "jobs.parquet",
         "simulator_truth.parquet",
@@ -73,7 +74,7 @@ def test_ranges(default_market: dict[str, pd.DataFrame], params: Params) -> None
     span = jobs["posted_at"].max() - jobs["posted_at"].min()
     assert pd.Timedelta(days=500) < span < pd.Timedelta(days=550)  # about 18 months
     assert set(apps["outcome"].unique()) == {0, 1, 2, 3}
-    # No track record means no rating: profile stats are frozen at the window start.
+    # No track record means no rating (the profiles as they stand at the snapshot).
     assert fl.loc[fl["jobs_completed"] == 0, "rating"].isna().all()
     assert fl.loc[fl["jobs_completed"] > 0, "rating"].notna().all()
     # Rates are log-normal-ish: right-skewed, and vary by region.

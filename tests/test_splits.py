@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gigmatch.data.snapshot import read_tables
-from gigmatch.training.splits import split_jobs_by_time
+from gigmatch.params import Params
+from gigmatch.training.splits import split_jobs_by_time, split_snapshot
 
 
 def test_no_job_in_two_splits_and_time_order(training_snapshot: Path) -> None:
@@ -31,12 +33,20 @@ def test_no_job_in_two_splits_and_time_order(training_snapshot: Path) -> None:
     assert split.sizes() == {"train": 280, "valid": 60, "test": 60}
 
 
-def test_freelancer_profiles_predate_every_split(training_snapshot: Path) -> None:
-    """Profile stats are frozen at the history start, so the earliest split sees nothing later."""
+def test_no_split_sees_a_record_from_after_its_applications(training_snapshot: Path, params: Params) -> None:
+    """Each row's track record is the one in force before it applied (tests/test_point_in_time.py plants the future)."""
     frames = read_tables(training_snapshot)
-    first_posting = frames["jobs"]["posted_at"].min()
-    with_record = frames["freelancers"]["jobs_completed"] > 0
-    assert (frames["freelancers"].loc[with_record, "signup_date"] < first_posting).all()
+    sets = split_snapshot(frames, params.split)
+    history = frames["freelancer_history"]
+    latest_change = history.groupby("freelancer_id")["valid_from"].max()
+    train = sets.train.frame
+    applied = frames["applications"].set_index(["job_id", "freelancer_id"])["applied_at"]
+    when = applied.reindex(pd.MultiIndex.from_frame(train[["job_id", "freelancer_id"]])).to_numpy()
+    changed_later = latest_change.reindex(train["freelancer_id"]).to_numpy() >= when
+    current = frames["freelancers"].set_index("freelancer_id")["jobs_completed"].reindex(train["freelancer_id"])
+    # Freelancers whose record changed after they applied are read with fewer jobs than they have now.
+    assert changed_later.any()
+    assert (train["jobs_completed"].to_numpy()[changed_later] < current.to_numpy()[changed_later]).all()
 
 
 @pytest.mark.parametrize(("valid", "test"), [(0.0, 0.2), (0.5, 0.5), (0.2, 1.2)])

@@ -53,11 +53,12 @@ def data_validate(
     """Check a snapshot against the data contract.
 
     Types, ranges, unique ids, allowed categories and skills, non-empty text,
-    foreign keys from applications to jobs and freelancers, and time order.
+    foreign keys from applications to jobs and freelancers, and time order;
+    warns when there is no freelancer_history (profile statistics then leak).
     Exits 0 when valid and 2 when not, naming the table, column, failing check
     and a few offending rows.
     """
-    from gigmatch.data.snapshot import read_tables, summary_metrics
+    from gigmatch.data.snapshot import profile_statistics_note, read_tables, summary_metrics
     from gigmatch.files import write_json
 
     directory = path or load_params(params_path).data.dir
@@ -67,6 +68,9 @@ def data_validate(
     if report:
         write_json(report, metrics)
     _print_summary(metrics, directory)
+    note = profile_statistics_note(frames)
+    if note:
+        console.print(f"[yellow]warning[/yellow]: {note}")
     console.print(f"[green]valid[/green]: {directory} meets the data contract")
 
 

@@ -1,7 +1,9 @@
 """Bring your own data: a client's tables in, a snapshot that meets the data contract out.
 
 A client gives the three tables the pipeline needs (`jobs`, `freelancers`,
-`applications`), each as `<table>.parquet` or `<table>.csv` in one directory,
+`applications`), and if it can the optional `freelancer_history` (each profile's
+statistics over time, read as of each application: the as-of rule in
+`gigmatch.features.match_frame`), each as `<table>.parquet` or `<table>.csv` in one directory,
 under their own column names. `import_snapshot` renames the columns by the
 mapping in params.yaml (`data.import.columns`), converts what a CSV cannot
 carry (skill lists given as separated text, timestamps as text, numbers as
@@ -25,7 +27,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gigmatch.data.contract import CONTRACTS, REQUIRED_TABLES, SKILL_LIST, UTC_TIMESTAMP, TableContract
+from gigmatch.data.contract import (
+    CLIENT_TABLES,
+    CONTRACTS,
+    REQUIRED_TABLES,
+    SKILL_LIST,
+    UTC_TIMESTAMP,
+    TableContract,
+)
 from gigmatch.data.snapshot import write_snapshot
 from gigmatch.data.validation import (
     MAX_EXAMPLES,
@@ -55,7 +64,7 @@ def import_snapshot(source: Path, target: Path, params: ImportParams) -> ImportR
     check_mapping(params)
     frames, sources, ignored = {}, {}, {}
     violations: list[Violation] = []
-    for table in REQUIRED_TABLES:
+    for table in tables_given(Path(source)):
         try:
             path, raw = read_source(Path(source), table)
         except ContractError as exc:
@@ -79,9 +88,16 @@ def import_snapshot(source: Path, target: Path, params: ImportParams) -> ImportR
     return ImportResult(write_snapshot(checked, target), sources, ignored)
 
 
+def tables_given(source: Path) -> tuple[str, ...]:
+    """The required tables, and the optional ones the client's directory holds a file for."""
+    optional = [t for t in CLIENT_TABLES if t not in REQUIRED_TABLES]
+    present = [t for t in optional if any((source / f"{t}{suffix}").exists() for suffix in SOURCE_SUFFIXES)]
+    return (*REQUIRED_TABLES, *present)
+
+
 def check_mapping(params: ImportParams) -> None:
     """Every mapped-to name must be a contract column: a typo in params.yaml fails here, by name."""
-    for table in REQUIRED_TABLES:
+    for table in CLIENT_TABLES:
         contract = CONTRACTS[table]
         for client, ours in getattr(params.columns, table).items():
             if ours not in contract.columns:
@@ -210,7 +226,7 @@ def check_snapshot(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
             violations.extend(values)
             if not values:
                 checked[table] = as_frame
-    if not violations and len(checked) == len(REQUIRED_TABLES):
+    if not violations and all(t in checked for t in REQUIRED_TABLES):
         violations.extend(check_relations(checked))
     if violations:
         raise ContractError([_with_hint(v) for v in violations])
@@ -243,10 +259,11 @@ def _unconvertible(frame: pd.DataFrame, contract: TableContract, exc: Exception)
 def contract_markdown() -> str:
     """The tables and columns the pipeline needs, as Markdown (README-ready), generated from the contract."""
     lines = []
-    for table in REQUIRED_TABLES:
+    for table in CLIENT_TABLES:
         contract = CONTRACTS[table]
+        optional = "" if table in REQUIRED_TABLES else "optional; "
         lines += [
-            f"**`{table}`** (`{table}.parquet` or `{table}.csv`; one row per {', '.join(contract.key)})",
+            f"**`{table}`** (`{table}.parquet` or `{table}.csv`; {optional}one row per {', '.join(contract.key)})",
             "",
             "| column | type | may be empty | rules |",
             "|---|---|---|---|",
@@ -262,12 +279,23 @@ def contract_markdown() -> str:
     lines += [
         "Across tables: each `(job_id, freelancer_id)` applies once; every application's `job_id` and "
         "`freelancer_id` exist in `jobs` and `freelancers`; `applied_at` is not before the job's `posted_at` "
-        "nor the freelancer's `signup_date`. Other columns are ignored.",
+        "nor the freelancer's `signup_date`. `freelancer_history` rows belong to known freelancers, start no "
+        "earlier than their `signup_date`, and `jobs_completed` never decreases over time. Other columns are ignored.",
+        "",
+        "The as-of rule: the features of an application read the freelancer's `jobs_completed`, `rating` and "
+        "`success_rate` from the `freelancer_history` row with the latest `valid_from` strictly before "
+        "`applied_at` (no row yet: no track record). Export one row per change (or periodic snapshots) with "
+        "the time it took effect. Without `freelancer_history`, the `freelancers` table's current values are used "
+        "for every application: later outcomes then leak into earlier rows and offline metrics are optimistic "
+        "(`gigmatch data validate` warns).",
     ]
     return "\n".join(lines) + "\n"
 
 
-_NOTES = {"outcome": "0 rejected, 1 shortlisted, 2 hired, 3 hired and rated five stars"}
+_NOTES = {
+    "outcome": "0 rejected, 1 shortlisted, 2 hired, 3 hired and rated five stars",
+    "valid_from": "when these statistics took effect",
+}
 
 
 def _type_text(arrow_type: pa.DataType) -> str:

@@ -29,10 +29,16 @@ from gigmatch.data.taxonomy import (
 FREELANCERS = "freelancers"
 JOBS = "jobs"
 APPLICATIONS = "applications"
+# Each freelancer's profile statistics over time: the features of an application read
+# them as of the application (gigmatch.features.match_frame, "the as-of rule").
+FREELANCER_HISTORY = "freelancer_history"
 # Ground truth written by the simulator for oracle figures; no feature may read it.
 SIMULATOR_TRUTH = "simulator_truth"
 REQUIRED_TABLES = (FREELANCERS, JOBS, APPLICATIONS)
-ALL_TABLES = (*REQUIRED_TABLES, SIMULATOR_TRUTH)
+CLIENT_TABLES = (*REQUIRED_TABLES, FREELANCER_HISTORY)  # what a client's export may give
+ALL_TABLES = (*CLIENT_TABLES, SIMULATOR_TRUTH)
+# The profile statistics that change as work is done: `freelancer_history` holds them over time.
+PROFILE_STATISTICS = ("jobs_completed", "rating", "success_rate")
 # Outcome grades: the relevance the ranking metrics use. Hired or better counts as a hire.
 REJECTED, SHORTLISTED, HIRED, HIRED_FIVE_STARS = 0, 1, 2, 3
 OUTCOMES = (REJECTED, SHORTLISTED, HIRED, HIRED_FIVE_STARS)
@@ -213,6 +219,17 @@ CONTRACTS: dict[str, TableContract] = {
             Field("outcome", pa.int8(), (pda.Check.isin(OUTCOMES),)),
         ),
         key=("job_id", "freelancer_id"),
+    ),
+    FREELANCER_HISTORY: TableContract(
+        FREELANCER_HISTORY,
+        (
+            Field("freelancer_id", pa.int64(), _ID),
+            Field("valid_from", UTC_TIMESTAMP),
+            Field("jobs_completed", pa.int64(), (pda.Check.ge(0),)),
+            Field("rating", pa.float64(), (pda.Check.in_range(*RATING_RANGE),), nullable=True),
+            Field("success_rate", pa.float64(), (pda.Check.in_range(0.0, 1.0),), nullable=True),
+        ),
+        key=("freelancer_id", "valid_from"),
     ),
     SIMULATOR_TRUTH: TableContract(
         SIMULATOR_TRUTH,

@@ -19,6 +19,7 @@ from gigmatch.data.contract import (
     ALL_TABLES,
     APPLICATIONS,
     CONTRACTS,
+    FREELANCER_HISTORY,
     REQUIRED_TABLES,
     SIMULATOR_TRUTH,
     table_file,
@@ -98,9 +99,21 @@ def summary_metrics(frames: dict[str, pd.DataFrame]) -> dict[str, float | int]:
         applicants_per_job_min=int(per_job.min()),
         applicants_per_job_max=int(per_job.max()),
         job_hire_rate=round(hired_jobs / len(per_job), 4),
+        freelancer_history_rows=len(frames[FREELANCER_HISTORY]) if FREELANCER_HISTORY in frames else 0,
         has_simulator_truth=int(SIMULATOR_TRUTH in frames),
     )
     return metrics
+
+
+def profile_statistics_note(frames: dict[str, pd.DataFrame]) -> str | None:
+    """A warning when profile statistics cannot be read as of each application (no `freelancer_history`)."""
+    if FREELANCER_HISTORY in frames:
+        return None
+    return (
+        "no freelancer_history table: every application's features use the freelancers' current jobs_completed, "
+        "rating and success_rate, which include the outcomes of later applications (offline metrics are optimistic); "
+        "export profile history or snapshots to read them as of each application"
+    )
 
 
 def write_snapshot(frames: dict[str, pd.DataFrame], target: Path) -> dict[str, pd.DataFrame]:

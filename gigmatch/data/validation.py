@@ -18,6 +18,7 @@ import pyarrow as pa
 from gigmatch.data.contract import (
     APPLICATIONS,
     CONTRACTS,
+    FREELANCER_HISTORY,
     FREELANCERS,
     JOBS,
     SIMULATOR_TRUTH,
@@ -164,7 +165,7 @@ def _from_failure_cases(cases: pd.DataFrame, frame: pd.DataFrame, contract: Tabl
 
 
 def check_relations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
-    """Foreign keys from applications, and events in time order."""
+    """Foreign keys from applications and profile history, and events in time order."""
     apps, jobs, freelancers = tables[APPLICATIONS], tables[JOBS], tables[FREELANCERS]
     contract = CONTRACTS[APPLICATIONS]
     violations = []
@@ -187,6 +188,8 @@ def check_relations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
     ):
         if bad.any():
             violations.append(_rows_violation(apps, contract, "applied_at", check, np.flatnonzero(bad)))
+    if FREELANCER_HISTORY in tables:
+        violations.extend(_history_relations(tables[FREELANCER_HISTORY], freelancers))
     if SIMULATOR_TRUTH in tables:
         truth = tables[SIMULATOR_TRUTH]
         keys = pd.MultiIndex.from_frame(apps[["job_id", "freelancer_id"]])
@@ -196,6 +199,34 @@ def check_relations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
             violations.append(
                 _rows_violation(truth, CONTRACTS[SIMULATOR_TRUTH], None, "one row per application", stray)
             )
+    return violations
+
+
+def _history_relations(history: pd.DataFrame, freelancers: pd.DataFrame) -> list[Violation]:
+    """Every history row is a known freelancer's, from sign-up on; completed jobs never go down."""
+    contract = CONTRACTS[FREELANCER_HISTORY]
+    violations = []
+    pos = pd.Index(freelancers["freelancer_id"]).get_indexer(history["freelancer_id"])
+    orphans = np.flatnonzero(pos < 0)
+    if len(orphans):
+        violations.append(
+            _rows_violation(history, contract, "freelancer_id", "foreign_key(freelancers.freelancer_id)", orphans)
+        )
+    valid_from = history["valid_from"].to_numpy()
+    signup = np.where(pos >= 0, freelancers["signup_date"].to_numpy()[np.maximum(pos, 0)], valid_from)
+    early = np.flatnonzero(valid_from < signup)
+    if len(early):
+        violations.append(
+            _rows_violation(history, contract, "valid_from", "valid_from >= freelancers.signup_date", early)
+        )
+    order = np.lexsort((valid_from, history["freelancer_id"].to_numpy()))
+    ids = history["freelancer_id"].to_numpy()[order]
+    done = history["jobs_completed"].to_numpy()[order]
+    fewer = np.flatnonzero((ids[1:] == ids[:-1]) & (done[1:] < done[:-1])) + 1
+    if len(fewer):
+        violations.append(
+            _rows_violation(history, contract, "jobs_completed", "never decreases over time", np.sort(order[fewer]))
+        )
     return violations
 
 

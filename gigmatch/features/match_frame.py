@@ -6,6 +6,17 @@ DataFrame per request would cost more than the features). Every path gives the
 columns the types the data contract declares, so the model sees the same input
 either way. Skill lists travel as one space-separated string of slugs, which
 keeps the model signature to plain scalar columns.
+
+The as-of rule. A freelancer's track record (`PROFILE_STATISTICS`: jobs completed,
+rating, success rate) changes as work is done. The features of an application read
+it as the client saw it: from the `freelancer_history` row with the latest
+`valid_from` strictly before `applied_at`; a freelancer with no row before then had
+no record yet (no jobs, no rating, no success rate). Nothing recorded at or after
+the application, its own outcome included, can reach its features. Without a
+history table the `freelancers` table's current values are used for every
+application, which lets later outcomes leak into earlier rows (the validation
+report and the training run say so). Serving needs none of this: a request carries
+the candidate's profile as it stands.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from gigmatch.data.contract import CONTRACTS, FREELANCERS, JOBS
+from gigmatch.data.contract import CONTRACTS, FREELANCERS, JOBS, PROFILE_STATISTICS
 
 JOB_COLUMNS: tuple[str, ...] = (
     "job_id",
@@ -68,8 +79,17 @@ def join_skills(skills: object) -> str:
         return " ".join(map(str, skills))  # type: ignore[call-overload]
 
 
-def build_match_frame(applications: pd.DataFrame, jobs: pd.DataFrame, freelancers: pd.DataFrame) -> pd.DataFrame:
-    """Join each application to its job and freelancer, in the applications' row order."""
+def build_match_frame(
+    applications: pd.DataFrame,
+    jobs: pd.DataFrame,
+    freelancers: pd.DataFrame,
+    history: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Join each application to its job and freelancer, in the applications' row order.
+
+    With `history` (the `freelancer_history` table), the profile statistics are the
+    ones of the as-of rule above; without it, the freelancers' current values.
+    """
     job_rows = pd.Index(jobs["job_id"]).get_indexer(applications["job_id"])
     freelancer_rows = pd.Index(freelancers["freelancer_id"]).get_indexer(applications["freelancer_id"])
     if (job_rows < 0).any() or (freelancer_rows < 0).any():
@@ -79,7 +99,49 @@ def build_match_frame(applications: pd.DataFrame, jobs: pd.DataFrame, freelancer
         columns[name] = _column_values(jobs[name], job_rows)
     for name in FREELANCER_COLUMNS:
         columns[name] = _column_values(freelancers[name], freelancer_rows)
+    if history is not None:
+        columns.update(profiles_as_of(applications, history))
     return _finalise(pd.DataFrame(columns))
+
+
+def profiles_as_of(applications: pd.DataFrame, history: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per application (in row order), `PROFILE_STATISTICS` from the latest history row strictly before `applied_at`."""
+    asked = pd.DataFrame(
+        {
+            "freelancer_id": applications["freelancer_id"].to_numpy(np.int64),
+            "at": _utc_microseconds(applications["applied_at"]),
+            "row": np.arange(len(applications)),
+        }
+    ).sort_values("at", kind="stable")
+    known = pd.DataFrame(
+        {
+            "freelancer_id": history["freelancer_id"].to_numpy(np.int64),
+            "at": _utc_microseconds(history["valid_from"]),
+            **{name: history[name].to_numpy(np.float64) for name in PROFILE_STATISTICS},
+        }
+    ).sort_values("at", kind="stable")
+    found = pd.merge_asof(
+        asked,
+        known,
+        on="at",
+        by="freelancer_id",
+        allow_exact_matches=False,  # strictly before: a change at the application's moment is not yet seen
+        direction="backward",
+    ).sort_values("row", kind="stable")
+    no_record = found["jobs_completed"].isna().to_numpy()
+    return {
+        "jobs_completed": np.where(no_record, 0, found["jobs_completed"].to_numpy(np.float64)).astype(np.int64),
+        "rating": found["rating"].to_numpy(np.float64),
+        "success_rate": found["success_rate"].to_numpy(np.float64),
+    }
+
+
+def _utc_microseconds(values: pd.Series) -> np.ndarray:
+    """Timestamps as int64 microseconds since the epoch, UTC (naive ones are taken as UTC, as the contract stores)."""
+    series = pd.Series(values).reset_index(drop=True)
+    if getattr(series.dtype, "tz", None) is not None:
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return series.to_numpy("datetime64[us]").astype(np.int64)
 
 
 def match_columns_from_values(

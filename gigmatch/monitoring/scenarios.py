@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from gigmatch.data.simulator.applications import sample_applicants
+from gigmatch.data.simulator.careers import profile_history, to_seconds
 from gigmatch.data.simulator.freelancers import FreelancerPool, simulate_freelancers
 from gigmatch.data.simulator.jobs import JobBoard, simulate_jobs
 from gigmatch.data.simulator.outcomes import simulate_outcomes
@@ -119,10 +120,13 @@ def simulate_batch(
         {
             "job_id": jobs.table["job_id"].to_numpy()[applicants.job_idx],
             "freelancer_id": freelancers.table["freelancer_id"].to_numpy()[applicants.freelancer_idx],
+            "applied_at": timeline.timestamps(applicants.applied_day),
             "outcome": outcomes.outcome.astype(np.int64),
         }
     )
-    table = build_match_frame(applications, jobs.table, freelancers.table).assign(outcome=applications["outcome"])
+    history = profile_history(freelancers, outcomes.careers, timeline, int(to_seconds(applicants.applied_day).max()))
+    table = build_match_frame(applications, jobs.table, freelancers.table, history)
+    table = table.assign(outcome=applications["outcome"])
     table = _whole_jobs(table, n_rows, rng_keep)
     if scenario == "missing_values":
         table = _lose_records(table, size, rng_shift)

@@ -1,8 +1,8 @@
 """Time-based splits grouped by job: no job in two splits, the test split is the latest.
 
-Freelancer profiles are frozen at the start of the history (see the simulator),
-so splitting the jobs by posting time leaves nothing from the future in the
-training rows. `split_snapshot` turns a snapshot into the three evaluation sets,
+Profile statistics are read as of each application (the as-of rule in
+`gigmatch.features.match_frame`), so splitting the jobs by posting time leaves
+nothing from the future in the training rows. `split_snapshot` turns a snapshot into the three evaluation sets,
 as training fits on them and monitoring rebuilds the champion's training rows.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gigmatch.data.contract import APPLICATIONS, FREELANCERS, JOBS, SIMULATOR_TRUTH
+from gigmatch.data.contract import APPLICATIONS, FREELANCER_HISTORY, FREELANCERS, JOBS, SIMULATOR_TRUTH
 from gigmatch.features.match_frame import build_match_frame
 from gigmatch.params import SplitParams
 from gigmatch.training.evaluation import EvaluationSet
@@ -69,7 +69,7 @@ def split_snapshot(frames: dict[str, pd.DataFrame], split: SplitParams) -> Split
     if SIMULATOR_TRUTH in frames:
         keyed = frames[SIMULATOR_TRUTH].set_index(["job_id", "freelancer_id"])["true_match_probability"]
         truth = keyed.reindex(pd.MultiIndex.from_frame(applications[["job_id", "freelancer_id"]])).to_numpy()
-    match = build_match_frame(applications, frames[JOBS], frames[FREELANCERS])
+    match = build_match_frame(applications, frames[JOBS], frames[FREELANCERS], frames.get(FREELANCER_HISTORY))
     relevance = applications["outcome"].to_numpy(dtype=np.int64)
     sets = {}
     for name, mask in jobs_split.masks(match["job_id"].to_numpy()).items():

@@ -3,7 +3,10 @@
 `generate_marketplace(params)` draws freelancers, job posts, applications and
 their graded outcomes from the seed in `params.yaml`. Each part draws from its
 own child of one seed sequence, so changing how one table is drawn does not
-reshuffle the others.
+reshuffle the others. Profiles evolve as hires complete
+(`gigmatch.data.simulator.careers`): `freelancer_history` records every change,
+and `freelancers` holds each profile as it stands when the snapshot is taken,
+`MAX_DELAY_DAYS` after the last posting (the last applications are in).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gigmatch.data.contract import APPLICATIONS, FREELANCERS, JOBS, SIMULATOR_TRUTH
-from gigmatch.data.simulator.applications import sample_applicants
+from gigmatch.data.contract import APPLICATIONS, FREELANCER_HISTORY, FREELANCERS, JOBS, SIMULATOR_TRUTH
+from gigmatch.data.simulator.applications import MAX_DELAY_DAYS, sample_applicants
+from gigmatch.data.simulator.careers import current_profiles, profile_history, to_seconds
 from gigmatch.data.simulator.freelancers import simulate_freelancers
 from gigmatch.data.simulator.jobs import simulate_jobs
 from gigmatch.data.simulator.outcomes import simulate_outcomes
@@ -30,9 +34,10 @@ SNAPSHOT_STEPS = (*STEPS, "written")
 
 @dataclass(frozen=True)
 class Marketplace:
-    freelancers: pd.DataFrame
+    freelancers: pd.DataFrame  # profiles as they stand at the snapshot
     jobs: pd.DataFrame
     applications: pd.DataFrame
+    freelancer_history: pd.DataFrame  # every profile's statistics from each change on
     # Ground truth for oracle figures only: no feature may read it.
     simulator_truth: pd.DataFrame
 
@@ -69,7 +74,10 @@ def generate_marketplace(params: SimulateParams, on_step: Callable[[str], None] 
             "true_match_probability": np.round(outcomes.true_match_probability, 6),
         }
     )
-    return Marketplace(freelancers.table, jobs.table, applications, truth)
+    snapshot_second = int(to_seconds(np.array([timeline.days + MAX_DELAY_DAYS]))[0])
+    history = profile_history(freelancers, outcomes.careers, timeline, snapshot_second)
+    current = current_profiles(freelancers, outcomes.careers, snapshot_second)
+    return Marketplace(current, jobs.table, applications, history, truth)
 
 
 def generate_snapshot(
@@ -81,6 +89,7 @@ def generate_snapshot(
         FREELANCERS: market.freelancers,
         JOBS: market.jobs,
         APPLICATIONS: market.applications,
+        FREELANCER_HISTORY: market.freelancer_history,
         SIMULATOR_TRUTH: market.simulator_truth,
     }
     validated = write_snapshot(frames, target)

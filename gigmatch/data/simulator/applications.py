@@ -2,7 +2,8 @@
 
 Applicants skew toward related skills: a share of each job's applicants is drawn
 from freelancers who list one of its required skills, the rest from the whole
-market. Only freelancers who had signed up by the posting date can apply.
+market. Only freelancers who had signed up by the posting date, and not yet given
+up (`FreelancerPool.active_until`), can apply.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gigmatch.groups import rank_within_groups
 from gigmatch.params import SimulateParams
 
 _MAX_ROUNDS = 50
-_MAX_DELAY_DAYS = 14.0
+MAX_DELAY_DAYS = 14.0  # an application arrives within this many days of the posting
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ def sample_applicants(
             break
         job = np.repeat(np.arange(len(wanted)), np.ceil(deficit * 1.4).astype(np.int64))
         freelancer = _draw_candidates(rng, job, params.related_applicant_share, job_skills, holders, n_freelancers)
-        ok = freelancers.signup_day[freelancer] <= jobs.posted_day[job]
+        posted = jobs.posted_day[job]
+        ok = (freelancers.signup_day[freelancer] <= posted) & (posted <= freelancers.active_until[freelancer])
         job, freelancer = job[ok], freelancer[ok]
         key = job * n_freelancers + freelancer
         first = _first_occurrences(key)
@@ -70,7 +72,7 @@ def sample_applicants(
     freelancer_idx = np.concatenate(chosen_freelancer)
     order = np.lexsort((freelancer_idx, job_idx))
     job_idx, freelancer_idx = job_idx[order], freelancer_idx[order]
-    delay = np.minimum(rng.exponential(1.3, len(job_idx)), _MAX_DELAY_DAYS)
+    delay = np.minimum(rng.exponential(1.3, len(job_idx)), MAX_DELAY_DAYS)
     return Applicants(job_idx, freelancer_idx, jobs.posted_day[job_idx] + delay)
 
 

@@ -1,10 +1,11 @@
 """Simulated freelancer profiles.
 
-Profile statistics (jobs completed, rating, success rate) are frozen at the
-start of the history window, so no outcome in `applications` leaks into them;
-freelancers who sign up during the window start with no track record. Each
-freelancer also has a hidden quality that drives outcomes but is never written
-to a table a feature may read.
+Profile statistics (jobs completed, rating, success rate) are drawn here as
+they stand when the history window opens; freelancers who sign up during the
+window start with no track record. From then on they grow with the jobs the
+freelancer completes (`gigmatch.data.simulator.careers`). Each freelancer also
+has a hidden quality that drives outcomes but is never written to a table a
+feature may read.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class FreelancerPool:
     hidden_quality: np.ndarray
     skill_lists: list[np.ndarray]
     signup_day: np.ndarray  # days from the history start (negative: before it)
+    # Last day they apply: who starts without a track record gives up after a while (most never
+    # land a job); without this, the newcomers' share of applicants would only grow with sign-ups.
+    active_until: np.ndarray
 
 
 def simulate_freelancers(rng: np.random.Generator, params: SimulateParams, timeline: Timeline) -> FreelancerPool:
@@ -90,7 +94,10 @@ def simulate_freelancers(rng: np.random.Generator, params: SimulateParams, timel
             "signup_date": signup,
         }
     )
-    return FreelancerPool(table, quality, skill_lists, signup_day)
+    starts_new = jobs_completed == 0
+    patience = rng.exponential(params.newcomer_patience_days, n)
+    active_until = np.where(starts_new, np.maximum(signup_day, 0.0) + patience, np.inf)
+    return FreelancerPool(table, quality, skill_lists, signup_day, active_until)
 
 
 def _primary_category(rng: np.random.Generator, signup_years: np.ndarray, trend_scale: float) -> np.ndarray:
