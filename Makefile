@@ -112,10 +112,11 @@ typecheck: install ## Type-check the packages
 hooks: install ## Install the git pre-commit hooks (ruff, format, devtools/repo_guard.py against state, secrets, models)
 	pre-commit install
 
-bench: install ## Run the benchmarks (prints figures; the serving one needs wrk and an exported bundle)
+bench: install ## Run the benchmarks (prints figures; the serving ones need wrk and an exported bundle)
 	python benchmarks/bench_data.py
 	python benchmarks/bench_training.py
 	python benchmarks/bench_serving.py
+	python benchmarks/bench_reload.py
 	python benchmarks/bench_drift.py
 
 clean: ## Remove caches and the virtual environment (keeps data and the DVC cache)

@@ -43,7 +43,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _payloads(bundle: Path) -> tuple[list[bytes], list[bytes], Any, list[Any]]:
+def _payloads(bundle: Path, data_dir: Path | None = None) -> tuple[list[bytes], list[bytes], Any, list[Any]]:
     """Our requests, MLflow's requests (the same rows), the model, and the match columns for the floor.
 
     REQUESTS distinct requests, one per job of the latest postings (the period the model
@@ -61,7 +61,7 @@ def _payloads(bundle: Path) -> tuple[list[bytes], list[bytes], Any, list[Any]]:
     from gigmatch.model.bundle import load_bundle
     from gigmatch.params import load_params
 
-    frames = read_tables(load_params(ROOT / "params.yaml").data.dir)
+    frames = read_tables(data_dir or load_params(ROOT / "params.yaml").data.dir)
     job_ids = frames["jobs"].sort_values(["posted_at", "job_id"])["job_id"].to_numpy()[-(REQUESTS + 5) :]
     ours, theirs, columns = [], [], []
     recent: dict[int, dict] = {}  # applicants of the latest jobs, newest last
@@ -111,7 +111,15 @@ def _on(cpus: set[int] | None) -> Callable[[], None] | None:
     return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
 
 
-def _wrk(url: str, bodies: list[bytes], duration: int, workdir: Path, cpus: set[int] | None) -> dict[str, float]:
+def _wrk(
+    url: str,
+    bodies: list[bytes],
+    duration: int,
+    workdir: Path,
+    cpus: set[int] | None,
+    connections: int = CONNECTIONS,
+    warm_up: bool = True,
+) -> dict[str, float]:
     bodies_file = workdir / f"bodies-{abs(hash(url))}.jsonl"
     bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
     script = workdir / "post.lua"
@@ -133,17 +141,18 @@ function request()
 end
 """
     )
-    # Warm up (imports, caches, allocator), then measure.
-    subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d5s", "-s", str(script), url],
-                   capture_output=True, check=True, preexec_fn=_on(cpus))  # fmt: skip
+    if warm_up:  # imports, caches, allocator, then measure
+        subprocess.run(["wrk", "-t2", f"-c{connections}", "-d5s", "-s", str(script), url],
+                       capture_output=True, check=True, preexec_fn=_on(cpus))  # fmt: skip
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True, preexec_fn=_on(cpus),
     ).stdout  # fmt: skip
     figures = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "max_ms": _ms(re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
     }
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)

@@ -18,6 +18,9 @@ from gigmatch.errors import ExitCode, GigmatchError
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 # Where serving writes the prediction log and monitoring reads it (GIGMATCH_LOG_DIR for both).
 DEFAULT_PREDICTION_LOG_DIR = Path("logs/predictions")
+# Where serving writes the outcomes clients report (GIGMATCH_OUTCOME_LOG_DIR). A directory of its own:
+# the drift gate reads every *.jsonl in the prediction log's.
+DEFAULT_OUTCOME_LOG_DIR = Path("logs/outcomes")
 
 
 class SettingsError(GigmatchError, ValueError):

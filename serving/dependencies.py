@@ -18,9 +18,10 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
 from gigmatch.model.bundle import Bundle
+from serving.answers import Answers
 from serving.batching import MatchBatcher
+from serving.log_writer import LogWriter
 from serving.model_store import ModelStore
-from serving.prediction_log import PredictionLog
 from serving.prometheus import ServerMetrics
 from serving.settings import ServingSettings
 
@@ -32,7 +33,9 @@ class Serving:
     settings: ServingSettings
     store: ModelStore
     metrics: ServerMetrics
-    prediction_log: PredictionLog
+    prediction_log: LogWriter
+    outcome_log: LogWriter
+    answers: Answers  # what /v1/outcomes checks reports against
     batcher: MatchBatcher
 
 
@@ -54,6 +57,29 @@ ApiKeyHeader = Annotated[str | None, Security(_API_KEY_HEADER)]
 async def require_api_key(request: Request, key: ApiKeyHeader) -> None:
     """When GIGMATCH_API_KEY is set, the X-API-Key header must match it (compared in constant time)."""
     _check_api_key(serving_of(request), key)
+
+
+_ADMIN_KEY_HEADER = APIKeyHeader(
+    name="X-Admin-Key",
+    auto_error=False,
+    description="The admin routes need GIGMATCH_ADMIN_KEY set on the server, and this header to match it.",
+)
+AdminKeyHeader = Annotated[str | None, Security(_ADMIN_KEY_HEADER)]
+ADMIN_DISABLED = "admin routes are disabled: set GIGMATCH_ADMIN_KEY on the server and send it in X-Admin-Key"
+
+
+async def require_admin_key(request: Request, key: AdminKeyHeader) -> None:
+    """The admin routes' own credential: X-Admin-Key must match GIGMATCH_ADMIN_KEY (compared in constant time).
+
+    403 while no admin key is configured (the routes are off), 401 for a missing or wrong key. The
+    client key opens nothing here (the settings refuse an admin key equal to it), and the admin key
+    is enough on its own: an operator's tool need not hold a client's key too.
+    """
+    expected = serving_of(request).settings.admin_key
+    if expected is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, ADMIN_DISABLED)
+    if key is None or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-Admin-Key header")
 
 
 async def get_bundle(request: Request) -> Bundle:
@@ -93,4 +119,5 @@ def _current_bundle(serving: Serving) -> Bundle:
 
 BundleDep = Annotated[Bundle, Depends(get_bundle)]
 ApiKey = Depends(require_api_key)
+AdminKey = Depends(require_admin_key)
 AnsweringDep = Annotated[Answering, Depends(authorised_answering)]

@@ -21,14 +21,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
-from gigmatch.model.bundle import BundleError
+from gigmatch.model.bundle import Bundle, BundleError
+from gigmatch.monitoring.outcome_log import outcome_file_name
+from gigmatch.monitoring.prediction_log import log_file_name
 from gigmatch.settings import read_settings
+from serving.answers import Answers
 from serving.batching import MatchBatcher
 from serving.dependencies import Serving
-from serving.model_store import ModelStore
-from serving.prediction_log import PredictionLog
+from serving.log_writer import LogWriter
+from serving.model_store import ModelStore, freeze_long_lived_objects
 from serving.prometheus import ServerMetrics
-from serving.routers import admin, health, match, model
+from serving.routers import admin, health, match, model, outcomes
 from serving.settings import ServingSettings
 
 logger = logging.getLogger("gigmatch.serving")
@@ -51,15 +54,26 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         settings=settings,
         store=ModelStore(settings.bundle_path),
         metrics=metrics,
-        prediction_log=PredictionLog(
+        prediction_log=LogWriter(
             settings.log_dir,
+            log_file_name,
             settings.log_queue_size,
             on_drop=lambda n: metrics.log_dropped.inc(n),
             flush_seconds=settings.log_flush_seconds,
+            name="prediction-log",
         ),
+        outcome_log=LogWriter(
+            settings.outcome_log_dir,
+            outcome_file_name,
+            settings.outcome_log_queue_size,
+            on_drop=lambda n: metrics.outcome_log_dropped.inc(n),
+            flush_seconds=settings.log_flush_seconds,
+            name="outcome-log",
+        ),
+        answers=Answers(settings.remembered_requests, settings.remembered_ids),
         batcher=MatchBatcher(settings.reasons, settings.batch_max_rows, settings.batch_max_wait_ms / 1000),
     )
-    for router in (health.router, model.router, match.router, admin.router):
+    for router in (health.router, model.router, match.router, outcomes.router, admin.router):
         app.include_router(router)
     app.add_api_route("/metrics", _metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(RequestValidationError, _readable_validation_error)  # type: ignore[arg-type]
@@ -77,26 +91,40 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # spin on a second core (measured: a whole core busy under load, taken from the
     # clients and the network stack). Run more workers to use more cores.
     blas_limits = threadpool_limits(limits=1)
+    freeze_long_lived_objects()  # before the model: only the libraries are frozen (serving.model_store)
     _load(serving)
     serving.prediction_log.start()
+    serving.outcome_log.start()
+    loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no signals off the main thread
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: _load(serving))
+        # Off the loop, as the admin route's: a load on the loop would hold every request in flight.
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, _reload_on_signal, serving))
     store = serving.store
     logger.info("serving %s", store.current.version if store.current else f"no model ({store.error})")
     yield
     serving.prediction_log.stop()
+    serving.outcome_log.stop()
     blas_limits.restore_original_limits()
     gc.set_threshold(*thresholds)
+    gc.unfreeze()
 
 
-def _load(serving: Serving) -> None:
+def _load(serving: Serving) -> Bundle | None:
     """Load (or reload) the bundle; a failure leaves the process up and the old model, if any, in place."""
     try:
         bundle = serving.store.load()
     except BundleError as exc:
         logger.error("bundle not loaded: %s", exc)
-        return
+        return None
     serving.metrics.serving(bundle.model_name, bundle.version)
+    return bundle
+
+
+def _reload_on_signal(serving: Serving) -> None:
+    """SIGHUP's reload, in an executor thread (SIGHUP is a local signal: the OS has authenticated its sender)."""
+    bundle = _load(serving)
+    if bundle is not None:
+        logger.info("reloaded on SIGHUP: serving %s version %s", bundle.model_name, bundle.version)
 
 
 async def _readable_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -44,6 +44,17 @@ class ServerMetrics:
             "Prediction-log rows dropped (queue full or disk error).",
             registry=self.registry,
         )
+        self.outcomes = Counter(
+            "gigmatch_outcomes_total",
+            "Outcomes reported to /v1/outcomes: accepted (written) or duplicate (already recorded).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.outcome_log_dropped = Counter(
+            "gigmatch_outcome_log_dropped_total",
+            "Outcome-log lines dropped (queue full or disk error).",
+            registry=self.registry,
+        )
 
     def serving(self, model_name: str, version: str) -> None:
         self.model_version.clear()

@@ -3,6 +3,7 @@
 Allowed values and ranges come from the taxonomy and the data contract
 (`gigmatch.data.contract`), so the API accepts exactly what training data may hold.
 Unknown fields are refused; so are duplicate candidates and blank text.
+An outcome's fields follow the outcomes log's format (`gigmatch.monitoring.outcome_log`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,16 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from gigmatch.data.contract import (
     AVAILABILITY_RANGE,
@@ -18,6 +28,7 @@ from gigmatch.data.contract import (
     MAX_ID,
     MAX_REQUIRED_SKILLS,
     MAX_SKILLS_PER_PROFILE,
+    OUTCOMES,
     OVERLAP_RANGE,
     RATE_RANGE_USD,
     RATING_RANGE,
@@ -25,6 +36,7 @@ from gigmatch.data.contract import (
     YEARS_RANGE,
 )
 from gigmatch.data.taxonomy import BUDGET_TYPES, CATEGORY_SLUGS, DURATIONS, EXPERIENCE_LEVELS, REGION_SLUGS, SKILL_SLUGS
+from gigmatch.monitoring.outcome_log import REQUEST_ID_PATTERN
 
 Category = Literal[CATEGORY_SLUGS]  # type: ignore[valid-type]
 Skill = Literal[SKILL_SLUGS]  # type: ignore[valid-type]
@@ -160,10 +172,84 @@ class RankedCandidate(_Strict):
 
 
 class MatchResponse(_Strict):
+    request_id: str = Field(description="This answer's id (32 hex digits): report its outcomes with it.")
     job_id: int
     model_name: str
     model_version: str
     candidates: list[RankedCandidate]
+
+
+MAX_OUTCOMES_PER_REQUEST = 10_000
+RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
+FreelancerId = Annotated[int, Field(ge=1, le=MAX_ID)]
+_OUTCOME_NAMES = "0 rejected, 1 shortlisted, 2 hired, 3 hired and rated five stars"
+
+
+def _known_outcome(code: int) -> int:
+    if code not in OUTCOMES:
+        raise ValueError(f"{code} is not an outcome code ({_OUTCOME_NAMES})")
+    return code
+
+
+# A strict int checked against the codes (a Literal of ints would take true and 1.0, even in strict mode).
+OutcomeCode = Annotated[
+    int, Field(description=_OUTCOME_NAMES, json_schema_extra={"enum": list(OUTCOMES)}), AfterValidator(_known_outcome)
+]
+
+
+class Outcome(_Strict):
+    """What became of one candidate of one answer."""
+
+    request_id: RequestId = Field(description="The `request_id` of the /v1/match answer.")
+    freelancer_id: FreelancerId
+    outcome: OutcomeCode
+    occurred_at: AwareDatetime | None = Field(None, description="When it happened (ISO-8601 with a zone), if known.")
+
+
+class OutcomesRequest(_Strict):
+    """A batch of outcomes, at most one per (request_id, freelancer_id)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcomes": [
+                        {"request_id": "5f0c6b8e2a9d4e7f8b1c3d5e7f9a1b2c", "freelancer_id": 17, "outcome": 2},
+                        {
+                            "request_id": "5f0c6b8e2a9d4e7f8b1c3d5e7f9a1b2c",
+                            "freelancer_id": 98,
+                            "outcome": 0,
+                            "occurred_at": "2026-11-20T14:05:00+01:00",
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    outcomes: Annotated[list[Outcome], Field(min_length=1, max_length=MAX_OUTCOMES_PER_REQUEST)]
+
+    @field_validator("outcomes")
+    @classmethod
+    def _one_per_pair(cls, outcomes: list[Outcome]) -> list[Outcome]:
+        first: dict[tuple[str, int], int] = {}
+        for index, item in enumerate(outcomes):
+            seen = first.setdefault((item.request_id, item.freelancer_id), index)
+            if seen != index:
+                raise ValueError(f"outcomes.{index} repeats the request_id and freelancer_id of outcomes.{seen}")
+        return outcomes
+
+
+class OutcomesAccepted(_Strict):
+    accepted: int = Field(description="Outcomes taken for the outcomes log.")
+    duplicates: int = Field(description="Outcomes of pairs already recorded: not written again.")
+    dropped: int = Field(
+        description="Outcomes the server could not buffer (its log is full): not recorded, safe to send again."
+    )
 
 
 class ModelInfo(BaseModel):

@@ -16,8 +16,16 @@ from serving.settings import ServingSettings
 
 @pytest.fixture(scope="module")
 def api_schema(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> schemathesis.BaseSchema:
+    logs = tmp_path_factory.mktemp("fuzz-logs")
     app = create_app(
-        ServingSettings(bundle_path=bundle_dir, log_dir=tmp_path_factory.mktemp("fuzz-logs"), log_queue_size=10)
+        ServingSettings(
+            bundle_path=bundle_dir,
+            log_dir=logs,
+            outcome_log_dir=logs / "outcomes",
+            log_queue_size=10,
+            outcome_log_queue_size=10,
+            admin_key="fuzz-admin",
+        )
     )
     app.state.serving.store.load()  # the ASGI transport does not run the lifespan
     return schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -25,7 +33,13 @@ def api_schema(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> sc
 
 def test_no_request_gets_a_server_error(api_schema: schemathesis.BaseSchema) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert {f"{op.method.upper()} {op.path}" for op in operations} >= {"POST /v1/match", "GET /v1/model", "GET /ready"}
+    assert {f"{op.method.upper()} {op.path}" for op in operations} >= {
+        "POST /v1/match",
+        "POST /v1/outcomes",
+        "POST /v1/admin/reload",
+        "GET /v1/model",
+        "GET /ready",
+    }
     for operation in operations:
 
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)

@@ -35,7 +35,10 @@ Body = tuple[str, bytes, dict[str, str]]  # a name for the failure message, the 
 
 
 def _app(tmp_path: Path, bundle: Path, route_class: type[APIRoute]) -> FastAPI:
-    app = create_app(ServingSettings(bundle_path=bundle, log_dir=tmp_path / route_class.__name__, max_candidates=60))
+    logs = tmp_path / route_class.__name__
+    app = create_app(
+        ServingSettings(bundle_path=bundle, log_dir=logs, outcome_log_dir=logs / "outcomes", max_candidates=60)
+    )
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != "/v1/match"]
     app.include_router(match_router(route_class))
     return app
@@ -140,11 +143,15 @@ def bodies(training_snapshot: Path) -> list[Body]:
 
 
 def _answer(client: TestClient, body: bytes, headers: dict[str, str]) -> tuple[int, object]:
+    """The status and the answer, less its request_id (each answer has its own)."""
     response = client.post("/v1/match", content=body, headers=headers)
     try:
-        return response.status_code, response.json()
+        answer = response.json()
     except ValueError:
         return response.status_code, response.text
+    if response.status_code == 200:
+        assert re.fullmatch("[0-9a-f]{32}", answer.pop("request_id"))
+    return response.status_code, answer
 
 
 def test_the_fast_route_answers_as_fastapis_own(clients: tuple[TestClient, TestClient], bodies: list[Body]) -> None:

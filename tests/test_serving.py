@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -38,8 +44,18 @@ def payload(frames: dict[str, pd.DataFrame]) -> dict:
     return {"job": job, "candidates": candidates}
 
 
+ADMIN_KEY = "admin-s3cret"
+CLIENT_KEY = "s3cret"
+AS_ADMIN = {"X-Admin-Key": ADMIN_KEY}
+
+
 def _client(tmp_path: Path, bundle: Path, **settings: object) -> TestClient:
-    config = ServingSettings(bundle_path=bundle, log_dir=tmp_path / "logs", **settings)  # type: ignore[arg-type]
+    config = ServingSettings(
+        bundle_path=bundle,
+        log_dir=tmp_path / "logs",
+        outcome_log_dir=tmp_path / "outcomes",
+        **settings,  # type: ignore[arg-type]
+    )
     return TestClient(create_app(config))
 
 
@@ -63,6 +79,7 @@ def test_match_ranks_with_scores_and_reasons(client: TestClient, payload: dict, 
     assert response.status_code == 200, response.text
     body = response.json()
     MatchResponse.model_validate(body)  # the documented response model holds
+    assert re.fullmatch("[0-9a-f]{32}", body["request_id"])
     assert body["job_id"] == payload["job"]["job_id"] and body["model_version"] == "7"
     ranked = body["candidates"]
     assert [c["rank"] for c in ranked] == list(range(1, len(payload["candidates"]) + 1))
@@ -139,12 +156,38 @@ def test_candidate_limit_and_body_limit(tmp_path: Path, bundle_dir: Path, payloa
 
 
 def test_api_key(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
-    with _client(tmp_path, bundle_dir, api_key="s3cret") as keyed:
+    with _client(tmp_path, bundle_dir, api_key=CLIENT_KEY) as keyed:
         assert keyed.post("/v1/match", json=payload).status_code == 401
         assert keyed.post("/v1/match", json=payload, headers={"X-API-Key": "wrong"}).status_code == 401
-        assert keyed.post("/v1/match", json=payload, headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert keyed.post("/v1/match", json=payload, headers={"X-API-Key": CLIENT_KEY}).status_code == 200
         assert keyed.get("/v1/model").status_code == 401
         assert keyed.get("/health").status_code == 200 and keyed.get("/ready").status_code == 200
+
+
+def test_admin_routes_are_off_without_an_admin_key(tmp_path: Path, bundle_dir: Path) -> None:
+    with _client(tmp_path, bundle_dir, api_key=CLIENT_KEY) as live:
+        for headers in ({}, {"X-Admin-Key": "anything"}, {"X-API-Key": CLIENT_KEY}):
+            refused = live.post("/v1/admin/reload", headers=headers)
+            assert refused.status_code == 403, refused.text
+            assert "set GIGMATCH_ADMIN_KEY on the server and send it in X-Admin-Key" in refused.json()["detail"]
+
+
+def test_admin_routes_take_the_admin_key_and_only_it(tmp_path: Path, bundle_dir: Path) -> None:
+    with _client(tmp_path, bundle_dir, api_key=CLIENT_KEY, admin_key=ADMIN_KEY) as live:
+        for headers in (
+            {},
+            {"X-Admin-Key": "wrong"},
+            {"X-Admin-Key": CLIENT_KEY},  # the client key opens no admin route, in either header
+            {"X-API-Key": CLIENT_KEY},
+            {"X-API-Key": ADMIN_KEY},
+        ):
+            refused = live.post("/v1/admin/reload", headers=headers)
+            assert refused.status_code == 401 and "X-Admin-Key" in refused.json()["detail"], headers
+        reloaded = live.post("/v1/admin/reload", headers=AS_ADMIN)  # the admin key alone is enough
+        assert reloaded.status_code == 200 and reloaded.json()["model_version"] == "7"
+        assert live.get("/v1/model", headers=AS_ADMIN).status_code == 401  # and it is no client key
+    with pytest.raises(ValueError, match="must differ from GIGMATCH_API_KEY"):
+        ServingSettings(api_key=CLIENT_KEY, admin_key=CLIENT_KEY)
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt model", "no lineage", "foreign type"])
@@ -173,26 +216,28 @@ def test_bad_bundle_keeps_the_process_up_and_not_ready(
 def test_reload_swaps_and_a_bad_bundle_is_refused(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(bundle_dir, bundle)
-    with _client(tmp_path, bundle) as live:
+    with _client(tmp_path, bundle, admin_key=ADMIN_KEY) as live:
         lineage = json.loads((bundle / "lineage.json").read_text())
         (bundle / "lineage.json").write_text(json.dumps({**lineage, "version": "8"}))
-        assert live.post("/v1/admin/reload").json()["model_version"] == "8"
+        assert live.post("/v1/admin/reload", headers=AS_ADMIN).json()["model_version"] == "8"
         assert live.post("/v1/match", json=payload).json()["model_version"] == "8"
         (bundle / "model" / "model.skops").write_bytes(b"broken")
-        refused = live.post("/v1/admin/reload")
+        refused = live.post("/v1/admin/reload", headers=AS_ADMIN)
         assert refused.status_code == 409 and "still serving version 8" in refused.text
-        assert live.post("/v1/match", json=payload).status_code == 200
+        assert live.post("/v1/match", json=payload).json()["model_version"] == "8"
+        assert live.get("/ready").json()["model_version"] == "8"
 
 
 def test_prediction_log_and_metrics(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
     with _client(tmp_path, bundle_dir) as live:
-        for _ in range(3):
-            assert live.post("/v1/match", json=payload).status_code == 200
+        request_ids = [live.post("/v1/match", json=payload).json()["request_id"] for _ in range(3)]
         metrics = live.get("/metrics").text
     assert 'gigmatch_requests_total{route="/v1/match",status="200"} 3.0' in metrics
     assert 'gigmatch_model_info{model_name="gigmatch-ranker",version="7"} 1.0' in metrics
     records = [json.loads(line) for f in (tmp_path / "logs").glob("*.jsonl") for line in f.read_text().splitlines()]
     assert len(records) == 3
+    # Each answer's request_id is its log line's: outcomes reported with it join the line.
+    assert [r["request_id"] for r in records] == request_ids and len(set(request_ids)) == 3
     rows = spread_records(records)  # one row per candidate
     assert len(rows["freelancer_id"]) == 3 * len(payload["candidates"])
     assert {"match_score", "model_version", "skill_coverage", "region", "logged_at"} <= set(rows)
@@ -224,7 +269,7 @@ def test_hot_swap_under_load_loses_no_request(tmp_path: Path, bundle_dir: Path, 
     bundle = tmp_path / "bundle"
     shutil.copytree(bundle_dir, bundle)
     port = _free_port()
-    config = ServingSettings(bundle_path=bundle, log_dir=tmp_path / "logs")
+    config = ServingSettings(bundle_path=bundle, log_dir=tmp_path / "logs", admin_key=ADMIN_KEY)
     server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -251,7 +296,7 @@ def test_hot_swap_under_load_loses_no_request(tmp_path: Path, bundle_dir: Path, 
     for worker in workers:
         worker.start()
     lineage = json.loads((bundle / "lineage.json").read_text())
-    with httpx.Client(base_url=base, timeout=30) as admin:
+    with httpx.Client(base_url=base, timeout=30, headers=AS_ADMIN) as admin:
         for version in range(8, 14):
             (bundle / "lineage.json").write_text(json.dumps({**lineage, "version": str(version)}))
             assert admin.post("/v1/admin/reload").status_code == 200
@@ -263,6 +308,53 @@ def test_hot_swap_under_load_loses_no_request(tmp_path: Path, bundle_dir: Path, 
     thread.join(10)
     assert len(statuses) > 20 and set(statuses) == {200}
     assert versions <= {str(v) for v in range(7, 14)} and "13" in versions
+
+
+@pytest.mark.slow
+def test_sighup_reloads_and_a_bad_bundle_keeps_the_old_one(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
+    """SIGHUP (no key: the OS authenticates a local signal) reloads a real uvicorn process, off its event loop."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, bundle)
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GIGMATCH_")},
+        "GIGMATCH_BUNDLE_PATH": str(bundle),
+        "GIGMATCH_LOG_DIR": str(tmp_path / "logs"),
+        "GIGMATCH_OUTCOME_LOG_DIR": str(tmp_path / "outcomes"),
+    }
+    command = [sys.executable, "-m", "uvicorn", "--factory", "serving.main:create_app", "--port", str(port),
+               "--log-level", "warning"]  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+
+    def version_becomes(expected: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).json().get("model_version") == expected:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    try:
+        assert version_becomes("7", 90), "the server never became ready"
+        lineage = json.loads((bundle / "lineage.json").read_text())
+        (bundle / "lineage.json").write_text(json.dumps({**lineage, "version": "8"}))
+        server.send_signal(signal.SIGHUP)
+        assert version_becomes("8", 30)
+        (bundle / "model" / "model.skops").write_bytes(b"broken")
+        server.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        answer = httpx.post(f"{base}/v1/match", json=payload, timeout=10)
+        assert answer.status_code == 200 and answer.json()["model_version"] == "8"
+        assert server.poll() is None
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert "bundle not loaded" in errors.decode()  # the refused bundle is logged, and the process stays up
 
 
 def test_batch_scoring_ranks_like_the_api(tmp_path: Path, bundle_dir: Path, frames: dict, client: TestClient) -> None:
@@ -312,21 +404,29 @@ def test_batch_scoring_refuses_bad_input(tmp_path: Path, bundle_dir: Path, capsy
     )
 
 
-def test_loading_freezes_the_heap_and_a_reload_frees_the_old_model(bundle_dir: Path) -> None:
-    """Loading freezes the heap (full collections skip it: no p99 pauses); nothing keeps a replaced model alive."""
+def test_the_libraries_are_frozen_and_a_reload_frees_the_old_model(tmp_path: Path, bundle_dir: Path) -> None:
+    """Start-up freezes the libraries, not the model (full collections skip them: no p99 pauses, and a
+    reload needs no collection); nothing keeps a replaced model alive, nor its feature lookups."""
     import gc
     import weakref
 
-    from serving.model_store import ModelStore
+    from gigmatch.features.lookups import lookups_for
+    from gigmatch.model.pipeline import features_of
 
-    store = ModelStore(bundle_dir)
-    first = store.load()
-    assert gc.get_freeze_count() > 0
-    old_model = weakref.ref(first.model)
-    del first
-    store.load()
-    assert old_model() is None
-    gc.unfreeze()
+    switch_interval = sys.getswitchinterval()
+    with _client(tmp_path, bundle_dir, admin_key=ADMIN_KEY) as live:
+        assert gc.get_freeze_count() > 100_000
+        store = live.app.state.serving.store  # type: ignore[attr-defined]
+        first = store.current
+        tracked = {id(o) for o in gc.get_objects()}  # the collector's generations: what is not frozen
+        assert id(first.model) in tracked and id(lookups_for(features_of(first.model))) in tracked
+        old_model, old_lookups = weakref.ref(first.model), weakref.ref(lookups_for(features_of(first.model)))
+        del first, tracked
+        assert live.post("/v1/admin/reload", headers=AS_ADMIN).status_code == 200
+        gc.collect()  # the lookups hold reference cycles: the collector frees them, as it would on its own
+        assert old_model() is None and old_lookups() is None
+        assert sys.getswitchinterval() == switch_interval  # shortened only while a bundle loads
+    assert gc.get_freeze_count() == 0  # the app's shutdown unfreezes
 
 
 def test_concurrent_requests_are_ranked_together_and_answered_as_alone(
@@ -349,26 +449,30 @@ def test_concurrent_requests_are_ranked_together_and_answered_as_alone(
         return [r.json() for r in together], [r.json() for r in alone]
 
     together, alone = asyncio.run(ask())
+    request_ids = {answer.pop("request_id") for answer in together + alone}
+    assert len(request_ids) == 2 * len(bodies)  # each answer its own
     assert together == alone and len(together[-1]["candidates"]) == 2
     assert batch_sizes[0] == len(bodies) and batch_sizes[1:] == [1] * len(bodies)
 
 
-def test_prediction_log_writes_every_line_in_order_and_counts_what_it_drops(tmp_path: Path) -> None:
+def test_log_writer_writes_every_line_in_order_and_counts_what_it_drops(tmp_path: Path) -> None:
     import numpy as np
 
-    from serving.prediction_log import PredictionLog
+    from gigmatch.monitoring.prediction_log import log_file_name
+    from serving.log_writer import LogWriter
 
     dropped: list[int] = []
-    log = PredictionLog(tmp_path / "logs", capacity=3000, on_drop=dropped.append)
+    log = LogWriter(tmp_path / "logs", log_file_name, capacity=3000, on_drop=dropped.append)
     for n in range(2500):  # more lines than one vectored write takes (1024)
-        log.append({"n": n, "match_score": np.array([0.25, n / 7])})
-    log.append({"n": -1, "not_json": object()})  # will not serialise: dropped, counted
+        assert log.append({"n": n, "match_score": np.array([0.25, n / 7])})
+    assert not log.append({"n": -1, "not_json": object()})  # will not serialise: dropped, counted
     log.flush()
-    lines = [json.loads(line) for f in (tmp_path / "logs").glob("*.jsonl") for line in f.read_text().splitlines()]
+    [written] = (tmp_path / "logs").glob("*.jsonl")
+    assert written.name == log_file_name(datetime.now(UTC))  # the day's file, named by the format's function
+    lines = [json.loads(line) for line in written.read_text().splitlines()]
     assert [line["n"] for line in lines] == list(range(2500))
     assert lines[7]["match_score"] == [0.25, 1.0]
     assert dropped == [1]
-    full = PredictionLog(tmp_path / "full", capacity=2, on_drop=dropped.append)
-    for n in range(5):
-        full.append({"n": n})
+    full = LogWriter(tmp_path / "full", log_file_name, capacity=2, on_drop=dropped.append)
+    assert [full.append({"n": n}) for n in range(5)] == [True, True, False, False, False]
     assert dropped == [1, 1, 1, 1]

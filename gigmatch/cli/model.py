@@ -66,11 +66,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the bundle with FastAPI (uvicorn, one worker): /v1/match, /v1/model, /health, /ready, /metrics.
+    """Serve the bundle with FastAPI (uvicorn, one worker): /v1/match, /v1/outcomes, /v1/model, /health, /ready.
 
-    Settings come from GIGMATCH_* environment variables (see serving/settings.py):
-    GIGMATCH_API_KEY, GIGMATCH_LOG_DIR, GIGMATCH_MAX_CANDIDATES, GIGMATCH_MAX_BODY_BYTES.
-    Send SIGHUP or POST /v1/admin/reload to load a new bundle without a restart.
+    Also /metrics (Prometheus). Settings come from GIGMATCH_* environment variables (see
+    serving/settings.py): GIGMATCH_API_KEY, GIGMATCH_ADMIN_KEY, GIGMATCH_LOG_DIR,
+    GIGMATCH_OUTCOME_LOG_DIR, GIGMATCH_MAX_CANDIDATES, GIGMATCH_MAX_BODY_BYTES. Send SIGHUP, or
+    POST /v1/admin/reload with the X-Admin-Key header, to load a new bundle without a restart.
     """
     import os
 

@@ -1,9 +1,10 @@
 """The prediction log's format: one JSON line per answered request, written by serving, read by monitoring.
 
-A line holds when it was answered, by which model, the job's id and context
-columns, and per candidate, as lists in request order, its id, context columns,
-`match_score` and every feature (`FEATURE_NAMES`). Lists rather than one line
-per candidate: a request's values are serialised in one go. Files are daily,
+A line holds when it was answered, the answer's `request_id`, by which model,
+the job's id and context columns, and per candidate, as lists in request order,
+its id, context columns, `match_score` and every feature (`FEATURE_NAMES`).
+Lists rather than one line per candidate: a request's values are serialised in
+one go. Files are daily,
 `predictions-YYYYMMDD.jsonl`, in the log directory (`GIGMATCH_LOG_DIR`).
 
 `read_records` and `spread_records` turn lines back into one row per candidate;
@@ -13,7 +14,6 @@ they name the file and line of anything that is not a record.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -37,6 +37,7 @@ def log_file_name(moment: datetime) -> str:
 
 def log_record(
     *,
+    request_id: str,
     model_name: str,
     model_version: str,
     job_id: int,
@@ -48,13 +49,16 @@ def log_record(
 ) -> dict[str, object]:
     """One request's line: values of `JOB_CONTEXT` for the job, of `CANDIDATE_CONTEXT` per candidate.
 
+    `request_id` is the answer's own (serving makes it, a uuid4's hex, and sends it with the
+    answer), so outcomes reported later (`gigmatch.monitoring.outcome_log`) join this line by it.
+
     Arrays are left as numpy arrays: the writer serialises them directly, without a
     Python float per value.
     """
     by_feature = np.ascontiguousarray(features.T)  # one contiguous row per feature
     return {
         "logged_at": datetime.now(UTC).isoformat(),
-        "request_id": uuid.uuid4().hex,
+        "request_id": request_id,
         "model_name": model_name,
         "model_version": model_version,
         "job_id": job_id,

@@ -1,19 +1,32 @@
-"""Operations: reload the bundle without a restart."""
+"""Operations: reload the bundle without a restart. Behind the admin key (`serving.dependencies.require_admin_key`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
 from gigmatch.model.bundle import BundleError
-from serving.dependencies import ApiKey, ServingDep
+from serving.dependencies import AdminKey, ServingDep
 from serving.schemas import Status
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[AdminKey],
+    responses={
+        401: {"description": "Missing or wrong X-Admin-Key header"},
+        403: {"description": "Admin routes disabled: GIGMATCH_ADMIN_KEY is not set on the server"},
+    },
+)
 
 
 @router.post("/reload", response_model=Status, responses={409: {"description": "Bundle rejected; the old one stays"}})
 def reload(serving: ServingDep) -> Status:
-    """Load the bundle at GIGMATCH_BUNDLE_PATH again and swap it in atomically (also on SIGHUP)."""
+    """Load the bundle at GIGMATCH_BUNDLE_PATH again and swap it in atomically (also on SIGHUP).
+
+    Needs the X-Admin-Key header (GIGMATCH_ADMIN_KEY), and only it: the client key opens no admin route.
+    """
+    # A plain def on purpose: FastAPI runs it in its thread pool, so reading and checking the bundle
+    # never holds the event loop; requests in flight keep the bundle they started with.
     previous = serving.store.current
     try:
         bundle = serving.store.load()

@@ -1,10 +1,10 @@
-"""The prediction log's writer: every answered request, appended as a JSON line for monitoring.
+"""The writer of the server's JSON-lines logs (the prediction log, the outcomes log): never fails, never blocks.
 
-The line's format is `gigmatch.monitoring.prediction_log`'s (one line per request,
-per-candidate columns as lists), read back by the monitoring flow. A request
-serialises its line and appends it to a bounded buffer; one background thread
-wakes every `flush_seconds` and appends what is buffered to the day's file with
-vectored writes. When the buffer is full or the disk fails, lines are dropped
+A log's line format lives in `gigmatch.monitoring` (`prediction_log`, `outcome_log`),
+which also names its daily files; this writer is handed that file-name function.
+A request serialises its line and appends it to a bounded buffer; one background
+thread wakes every `flush_seconds` and appends what is buffered to the day's file
+with vectored writes. When the buffer is full or the disk fails, lines are dropped
 and counted: logging never fails or slows a request.
 
 The thread does almost no Python work: a writer thread that serialises, or even
@@ -25,29 +25,31 @@ from pathlib import Path
 
 import orjson
 
-from gigmatch.monitoring.prediction_log import log_file_name
-
 Record = dict[str, object]
+FileName = Callable[[datetime], str]  # the day's file name, e.g. gigmatch.monitoring.prediction_log.log_file_name
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
 _APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 _MAX_IOVECS = 1024  # buffers per writev call (IOV_MAX on Linux)
 
 
-class PredictionLog:
+class LogWriter:
     def __init__(
         self,
         directory: Path,
+        file_name: FileName,
         capacity: int,
         on_drop: Callable[[int], None] = lambda _n: None,
         flush_seconds: float = 0.05,
+        name: str = "log-writer",
     ):
         self.directory = Path(directory)
+        self._file_name = file_name
         self._capacity = capacity
         self._lines: deque[bytes] = deque()  # append and popleft are atomic: no lock on the request path
         self._on_drop = on_drop
         self._flush_seconds = flush_seconds
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -60,16 +62,21 @@ class PredictionLog:
         else:
             self.flush()
 
-    def append(self, record: Record) -> None:
-        """Buffer one request's line; drop it (counted) when the buffer is full or it will not serialise."""
+    def append(self, record: Record) -> bool:
+        """Buffer one line; drop it (counted) when the buffer is full or it will not serialise.
+
+        True when the line is buffered (it is written at the next flush unless the disk fails).
+        """
         if len(self._lines) >= self._capacity:
             self._on_drop(1)
-            return
+            return False
         try:
             # orjson writes numpy arrays directly: no Python float per value (and ~5x the json module's speed)
             self._lines.append(orjson.dumps(record, option=_JSON_OPTIONS))
         except orjson.JSONEncodeError:
             self._on_drop(1)
+            return False
+        return True
 
     def flush(self) -> None:
         """Write every buffered line to today's file; on a disk error, count them as dropped."""
@@ -77,7 +84,7 @@ class PredictionLog:
         if not count:
             return
         lines = [self._lines.popleft() for _ in range(count)]
-        path = self.directory / log_file_name(datetime.now(UTC))
+        path = self.directory / self._file_name(datetime.now(UTC))
         try:
             try:
                 descriptor = os.open(path, _APPEND, 0o644)
