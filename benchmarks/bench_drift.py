@@ -1,26 +1,33 @@
-"""Drift gate benchmark: detection power, false alarms, and time and memory at scale.
+"""Drift gate benchmark: false alarms on time and on shuffles, detection power, and time and memory at scale.
 
 Reference: the champion's training rows (the pinned snapshot in data/, split as
 training splits it, scored by the bundle in bundle/: run `make run` first).
+Every family of batches below goes through our gate and through Evidently's
+defaults (DataDriftPreset() with no options: dataset drift when half the columns
+drift), in one run, one table:
 
-1. Power: for each scenario at its default magnitude, the share of 20 batches of
-   2,000 rows that the gate flags (target >= 95%), and the share flagged by
-   Evidently's defaults on the same batches: DataDriftPreset() with no options,
-   dataset drift when its default drift share (0.5 of the columns) is reached.
-2. False alarms: the share of 100 `none` batches flagged (target <= 5%), both.
-3. Scale: `gigmatch drift` end to end in a fresh process on 1,000,000 reference
+1. Same distribution: 100 `none` batches of 2,000 rows (target: at most 5% blocked).
+2. Forward in time: the months after the training window (the pinned data's
+   valid and test months, whole, as production traffic arrives), each with and
+   without its outcomes, and 50 batches of 2,000 rows (whole jobs) drawn from
+   them, with and without outcomes (target: no blocking verdict on a month whose
+   live NDCG@10 is within `drift.max_ndcg_drop` of the champion's test figure).
+3. Each scenario at its default magnitude and at half of it, 20 batches each,
+   with outcomes (target: at least 95% flagged at the default magnitude).
+   "blocked" is a blocking rule failing (exit 1); "flagged" is blocked or warned.
+4. Scale: `gigmatch drift` end to end in a fresh process on 1,000,000 reference
    rows against 100,000 current rows, both monitoring frames in Parquet (as a
    cached reference and a prediction log give them): wall time (target < 60 s)
    and peak memory, the child process's maximum resident set size (getrusage).
 
-Evidently's preset takes ~5-8 s a batch whatever the reference size; to keep
-the run short it gets a fixed 20,000-row sample of the reference (our gate uses
-every row). The batch seeds start at --seed-base, away from the seeds the
-thresholds in params.yaml were calibrated on (1000-1099 and 5000-5099).
+Evidently's preset takes seconds a batch whatever the reference size; to keep the
+run short it gets a fixed 20,000-row sample of the reference (our gate uses every
+row). Batch seeds start at --seed-base, away from the seeds the thresholds in
+params.yaml were calibrated on (100000-100099).
 
-    python benchmarks/bench_drift.py                    # everything (~20 minutes on 2 cores)
-    python benchmarks/bench_drift.py --skip-evidently   # our gate only (~3 minutes)
-    python benchmarks/bench_drift.py --seed-base 200000 # another set of batches
+    python benchmarks/bench_drift.py                    # everything (~45 minutes on 2 cores)
+    python benchmarks/bench_drift.py --skip-evidently   # our gate only (~10 minutes)
+    python benchmarks/bench_drift.py --seed-base 300000 # another set of batches
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,20 +49,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+from gigmatch.files import write_parquet  # noqa: E402
 from gigmatch.model.bundle import load_bundle  # noqa: E402
+from gigmatch.model.pipeline import estimator_of  # noqa: E402
 from gigmatch.monitoring.frame import (  # noqa: E402
     MONITORED_CATEGORICAL,
     MONITORED_NUMERIC,
+    OUTCOME,
     SCORE,
     frame_from_match_table,
+    later_months,
     training_frame,
-    write_frame,
 )
-from gigmatch.monitoring.rules import evaluate_drift  # noqa: E402
+from gigmatch.monitoring.quality import ReferenceQuality, model_reliance  # noqa: E402
+from gigmatch.monitoring.rules import Verdict, evaluate_drift  # noqa: E402
 from gigmatch.monitoring.scenarios import SCENARIOS, simulate_batch  # noqa: E402
 from gigmatch.params import Params, load_params  # noqa: E402
 
-POWER_BATCHES, NULL_BATCHES, BATCH_ROWS = 20, 100, 2000
+POWER_BATCHES, NULL_BATCHES, FORWARD_BATCHES, BATCH_ROWS = 20, 100, 50, 2000
 EVIDENTLY_REFERENCE_ROWS = 20_000
 SCALE_REFERENCE_ROWS, SCALE_CURRENT_ROWS = 1_000_000, 100_000
 
@@ -84,37 +96,142 @@ class EvidentlyDefaults:
         return bool(drifted["value"]["share"] >= DataDriftPreset().drift_share)
 
 
-def detection_table(params: Params, reference: pd.DataFrame, seed_base: int, with_evidently: bool) -> pd.DataFrame:
-    bundle = load_bundle(ROOT / "bundle")
-    champion_ndcg = float(bundle.lineage["test_metrics"]["ndcg_at_10"])
+@dataclass
+class Tally:
+    """One family of batches: how often each verdict came out, and the live NDCG@10 drop."""
+
+    family: str
+    batches: int = 0
+    blocked: int = 0
+    flagged: int = 0
+    evidently: int = 0
+    ndcg_drops: list[float] = field(default_factory=list)
+    rules: dict[str, int] = field(default_factory=dict)
+
+    def add(self, verdict: Verdict, evidently_flags: bool | None) -> None:
+        self.batches += 1
+        self.blocked += verdict.drift_detected
+        self.flagged += bool(verdict.tripped_rules)
+        self.evidently += bool(evidently_flags)
+        quality = next((r for r in verdict.rules if r.rule == "ranking_quality"), None)
+        if quality is not None and quality.value is not None:
+            self.ndcg_drops.append(float(quality.value))
+        for rule in verdict.tripped_rules:
+            self.rules[rule] = self.rules.get(rule, 0) + 1
+
+    def row(self, target: str, with_evidently: bool) -> dict[str, object]:
+        n = max(self.batches, 1)
+        return {
+            "batches": self.family,
+            "n": self.batches,
+            "blocked": self.blocked / n,
+            "flagged": self.flagged / n,
+            "evidently": self.evidently / n if with_evidently else float("nan"),
+            "ndcg_drop": float(np.mean(self.ndcg_drops)) if self.ndcg_drops else float("nan"),
+            "target": target,
+            "rules tripped": ", ".join(f"{k} {v}" for k, v in sorted(self.rules.items())) or "-",
+        }
+
+
+class Gate:
+    """Our gate on one batch, against the fixed reference, reliance measured once."""
+
+    def __init__(self, params: Params, reference: pd.DataFrame, evidently: EvidentlyDefaults | None):
+        self.bundle = load_bundle(ROOT / "bundle")
+        self.params, self.reference, self.evidently = params, reference, evidently
+        self.champion_ndcg = float(self.bundle.lineage["test_metrics"]["ndcg_at_10"])
+        self.reliance = model_reliance(estimator_of(self.bundle.model), reference)
+        drift = params.drift
+        self.reference_quality = ReferenceQuality.of(reference, drift.ndcg_k, drift.expected_ndcg_draws)
+        self.last_evidently: bool | None = None
+
+    def judge(self, current: pd.DataFrame, tally: Tally, evidently_flags: bool | None = None) -> Verdict:
+        """Our verdict, and Evidently's flag (given: the same features judged already, without outcomes)."""
+        verdict = evaluate_drift(
+            self.reference,
+            current,
+            self.params.drift,
+            self.champion_ndcg,
+            self.bundle.version,
+            self.reliance,
+            reference_quality=self.reference_quality,
+        )
+        if evidently_flags is None and self.evidently is not None:
+            evidently_flags = self.evidently.flags(current)
+        tally.add(verdict, evidently_flags)
+        self.last_evidently = evidently_flags
+        return verdict
+
+
+def _whole_job_batches(frame: pd.DataFrame, count: int, rows: int, seed: int) -> list[pd.DataFrame]:
+    """`count` batches of about `rows` rows, whole jobs drawn at random from `frame`."""
+    rng = np.random.default_rng(seed)
+    sizes = frame.groupby("job_id").size()
+    batches = []
+    for _ in range(count):
+        order = rng.permutation(len(sizes))
+        covered = np.cumsum(sizes.to_numpy()[order])
+        keep = sizes.index.to_numpy()[order[: int(np.searchsorted(covered, rows)) + 1]]
+        batches.append(frame[frame["job_id"].isin(keep)].reset_index(drop=True))
+    return batches
+
+
+def detection_table(
+    params: Params, reference: pd.DataFrame, seed_base: int, with_evidently: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    gate = Gate(params, reference, EvidentlyDefaults(reference) if with_evidently else None)
     window = 1.0 - params.split.valid_fraction - params.split.test_fraction
-    evidently = EvidentlyDefaults(reference) if with_evidently else None
-    rows = []
-    for scenario in SCENARIOS:
-        n = NULL_BATCHES if scenario == "none" else POWER_BATCHES
-        ours, theirs, rules = [], [], {}
-        for i in range(n):
-            table = simulate_batch(params.simulate, scenario, None, BATCH_ROWS, seed_base + i, window=window)
-            current = frame_from_match_table(table, bundle.model)
-            verdict = evaluate_drift(reference, current, params.drift, champion_ndcg, bundle.version)
-            ours.append(verdict.drift_detected)
-            for rule in verdict.failed_rules:
-                rules[rule] = rules.get(rule, 0) + 1
-            if evidently is not None:
-                theirs.append(evidently.flags(current))
-        rows.append(
+    margin = params.drift.max_ndcg_drop
+    rows: list[dict[str, object]] = []
+    months: list[dict[str, object]] = []
+
+    same = Tally("none (same distribution)")
+    for i in range(NULL_BATCHES):
+        table = simulate_batch(params.simulate, "none", None, BATCH_ROWS, seed_base + i, window=window)
+        gate.judge(frame_from_match_table(table, gate.bundle.model), same)
+    rows.append(same.row("<= 5% blocked", with_evidently))
+    print("  same distribution: done", file=sys.stderr, flush=True)
+
+    later = later_months(params.data.dir, params.split, gate.bundle.model)
+    whole, whole_blind = Tally("forward months, with outcomes"), Tally("forward months, no outcomes")
+    for month, frame in later.items():
+        seen = gate.judge(frame, whole)
+        blind = gate.judge(frame.drop(columns=[OUTCOME]), whole_blind, gate.last_evidently)
+        drop = next(r.value for r in seen.rules if r.rule == "ranking_quality")
+        months.append(
             {
-                "scenario": scenario,
-                "magnitude": SCENARIOS[scenario].default_magnitude,
-                "batches": n,
-                "gate_flagged": float(np.mean(ours)),
-                "evidently_flagged": float(np.mean(theirs)) if theirs else float("nan"),
-                "target": "<= 5% (false alarms)" if scenario == "none" else ">= 95%",
-                "gate_rules_failed": ", ".join(f"{k} {v}" for k, v in sorted(rules.items())) or "-",
+                "month": month,
+                "rows": len(frame),
+                "live_ndcg_drop": drop,
+                "within_margin": drop is not None and drop <= margin,
+                "verdict": seen.status,
+                "verdict_no_outcomes": blind.status,
+                "tripped": ", ".join(seen.tripped_rules) or "-",
             }
         )
+    rows.append(whole.row("no block within the NDCG margin", with_evidently))
+    rows.append(whole_blind.row("no block", with_evidently))
+    pooled = pd.concat(list(later.values()), ignore_index=True)
+    forward, forward_blind = Tally("forward batches, with outcomes"), Tally("forward batches, no outcomes")
+    for batch in _whole_job_batches(pooled, FORWARD_BATCHES, BATCH_ROWS, seed_base):
+        gate.judge(batch, forward)
+        gate.judge(batch.drop(columns=[OUTCOME]), forward_blind, gate.last_evidently)
+    rows.append(forward.row("<= 5% blocked", with_evidently))
+    rows.append(forward_blind.row("<= 5% blocked", with_evidently))
+    print("  forward in time: done", file=sys.stderr, flush=True)
+
+    for scenario, spec in SCENARIOS.items():
+        if scenario == "none":
+            continue
+        for share, target in ((1.0, ">= 95% flagged"), (0.5, "-")):
+            magnitude = spec.default_magnitude * share
+            tally = Tally(f"{scenario} at {magnitude:g}")
+            for i in range(POWER_BATCHES):
+                table = simulate_batch(params.simulate, scenario, magnitude, BATCH_ROWS, seed_base + i, window=window)
+                gate.judge(frame_from_match_table(table, gate.bundle.model), tally)
+            rows.append(tally.row(target, with_evidently))
         print(f"  {scenario}: done", file=sys.stderr, flush=True)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.DataFrame(months)
 
 
 def scale_run(params: Params, reference: pd.DataFrame, workdir: Path) -> dict[str, float]:
@@ -129,8 +246,8 @@ def scale_run(params: Params, reference: pd.DataFrame, workdir: Path) -> dict[st
         for i in range(2)
     ]
     current = _tile_jobs(pd.concat(batches, ignore_index=True), SCALE_CURRENT_ROWS)
-    write_frame(big_reference, workdir / "reference.parquet")
-    write_frame(current, workdir / "current.parquet")
+    write_parquet(big_reference, workdir / "reference.parquet")
+    write_parquet(current, workdir / "current.parquet")
     command = [
         str(ROOT / ".venv" / "bin" / "gigmatch"),
         "drift",
@@ -164,7 +281,7 @@ def _tile_jobs(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed-base", type=int, default=100_000)
+    parser.add_argument("--seed-base", type=int, default=200_000)
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     args = parser.parse_args()
@@ -175,13 +292,24 @@ def main() -> None:
         f"reference: training rows of {params.data.dir} scored by bundle/ (version {bundle.version})", file=sys.stderr
     )
     reference = training_frame(params.data.dir, params.split, bundle.model)
-    table = detection_table(params, reference, args.seed_base, not args.skip_evidently)
-    pd.set_option("display.width", 200)
+    table, months = detection_table(params, reference, args.seed_base, not args.skip_evidently)
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_colwidth", 90)
     print(
-        f"\nDetection on batches of {BATCH_ROWS:,} rows; reference {len(reference):,} rows; seeds from {args.seed_base}"
+        f"\nThe months after the training window, whole (champion test NDCG@10 "
+        f"{bundle.lineage['test_metrics']['ndcg_at_10']}, margin {params.drift.max_ndcg_drop}):"
+    )
+    print(months.to_string(index=False))
+    percent = "{:.0%}".format
+    print(
+        f"\nBatches of {BATCH_ROWS:,} rows (months: whole); reference {len(reference):,} rows; seeds from "
+        f"{args.seed_base}; blocked = exit 1, flagged = blocked or warned, evidently = DataDriftPreset() defaults"
     )
     print(
-        table.to_string(index=False, formatters={"gate_flagged": "{:.0%}".format, "evidently_flagged": "{:.0%}".format})
+        table.to_string(
+            index=False,
+            formatters={"blocked": percent, "flagged": percent, "evidently": percent, "ndcg_drop": "{:+.3f}".format},
+        )
     )
     if not args.skip_scale:
         with tempfile.TemporaryDirectory() as tmp:

@@ -172,6 +172,11 @@ class ColumnRule(_Section):
     threshold: Annotated[float, Field(gt=0)]
 
 
+RuleName = Literal[
+    "dataset_drift", "score_drift", "missing_values", "reliance_drift", "expected_ranking_quality", "ranking_quality"
+]
+
+
 class DriftParams(_Section):
     """The drift gate (`gigmatch drift`): rules, thresholds and where reports go.
 
@@ -189,6 +194,11 @@ class DriftParams(_Section):
     max_missing_increase: Annotated[float, Field(gt=0, le=1)]
     ndcg_k: Annotated[int, Field(ge=1)]
     max_ndcg_drop: Annotated[float, Field(gt=0, le=1)]
+    outcome_maturity_hours: Annotated[float, Field(ge=0)]  # an answer's outcomes count once it is this old
+    max_reliance_drifted: Annotated[float, Field(gt=0, le=1)]  # share of the model's reliance on drifted columns
+    max_expected_ndcg_drop: Annotated[float, Field(gt=0, le=1)]  # expected NDCG@k (no outcomes) below the reference's
+    expected_ndcg_draws: Annotated[int, Field(ge=1, le=1000)]  # outcome draws per row for the expected NDCG
+    blocking: list[RuleName]  # rules whose failure blocks (exit 1); the others only warn
     html_reference_rows: Annotated[int, Field(ge=1000)]
     min_current_rows: Annotated[int, Field(ge=1)]  # the batch size the thresholds were calibrated for
 

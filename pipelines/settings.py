@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gigmatch.settings import DEFAULT_PREDICTION_LOG_DIR, read_settings
+from gigmatch.settings import DEFAULT_OUTCOME_LOG_DIR, DEFAULT_PREDICTION_LOG_DIR, read_settings
 
 
 class TrackingSettings(BaseSettings):
@@ -32,6 +32,7 @@ class MonitoringSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GIGMATCH_", extra="ignore", frozen=True)
 
     log_dir: Path = DEFAULT_PREDICTION_LOG_DIR  # GIGMATCH_LOG_DIR: the prediction log serving writes
+    outcome_log_dir: Path = DEFAULT_OUTCOME_LOG_DIR  # GIGMATCH_OUTCOME_LOG_DIR: the outcomes clients report
     monitor_cron: Annotated[str, Field(pattern=r"^\S+( \S+){4}$")] = "0 3 * * *"  # GIGMATCH_MONITOR_CRON: five fields
     # GIGMATCH_REFERENCE_CACHE_DIR: the champion's training rows, scored once per model and data version.
     reference_cache_dir: Path = Path("reports/monitoring")

@@ -100,10 +100,11 @@ def mlflow_store(tmp_path: Path, migrated_mlflow_db: Path, monkeypatch: pytest.M
 
 @pytest.fixture
 def monitoring_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The monitoring settings pointed into the test's directory: the prediction log and the reference cache."""
+    """The monitoring settings pointed into the test's directory: both logs and the reference cache."""
     from pipelines.settings import get_monitoring_settings
 
     monkeypatch.setenv("GIGMATCH_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("GIGMATCH_OUTCOME_LOG_DIR", str(tmp_path / "outcomes"))
     monkeypatch.setenv("GIGMATCH_REFERENCE_CACHE_DIR", str(tmp_path / "reference-cache"))
     get_monitoring_settings.cache_clear()
     yield tmp_path
@@ -176,7 +177,7 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path
 
     frames = read_tables(training_snapshot)
     apps = frames["applications"].sort_values(["job_id", "freelancer_id"])
-    match = build_match_frame(apps, frames["jobs"], frames["freelancers"])
+    match = build_match_frame(apps, frames["jobs"], frames["freelancers"], frames["freelancer_history"])
     features = MatchFeatures(text_max_features=2000).fit(match)
     data = TrainingData(features.transform(match), apps["outcome"].to_numpy(), apps["job_id"].to_numpy())
     model = assemble_pipeline(features, fit_estimator("logistic", {"C": 1.0}, data, seed=0, n_jobs=1))

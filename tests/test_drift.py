@@ -93,21 +93,28 @@ def test_no_drift_from_the_prediction_log_exits_0_with_both_reports(
 
 
 @pytest.mark.slow  # Evidently's report: ~10 s
-def test_shifted_batch_exits_1_and_replaces_the_previous_reports(
+def test_a_batch_that_hurts_exits_1_and_one_that_only_moves_warns(
     params: Params, tmp_path: Path, drift_reference: Path, bundle_dir: Path
 ) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "drift_verdict.json").write_text('{"verdict": "no_drift"}')
 
-    assert _gate(_batch(params, tmp_path, "rate_undercut"), drift_reference, bundle_dir, reports) == 1
+    assert _gate(_batch(params, tmp_path, "missing_values"), drift_reference, bundle_dir, reports) == 1
 
     verdict = json.loads((reports / "drift_verdict.json").read_text())
     assert verdict["verdict"] == "drift" and verdict["exit_code"] == 1
-    assert "dataset_drift" in verdict["failed_rules"] and "hourly_rate_usd" in verdict["drifted_columns"]
-    assert verdict["columns"]["hourly_rate_usd"]["statistic"] > params.drift.numeric.threshold
+    assert "missing_values" in verdict["failed_rules"] and "missing_values" in verdict["blocking_rules"]
     assert "ranking_quality" in {r["rule"] for r in verdict["rules"]}  # the batch carries outcomes
     assert "</html>" in (reports / "drift_report.html").read_text()
+
+    # Cheaper rates move the rate columns, but the model still ranks well: a warning, and exit 0.
+    assert _gate(_batch(params, tmp_path, "rate_undercut"), drift_reference, bundle_dir, reports) == 0
+    verdict = json.loads((reports / "drift_verdict.json").read_text())
+    assert verdict["verdict"] == "warning" and verdict["exit_code"] == 0 and verdict["failed_rules"] == []
+    assert "dataset_drift" in verdict["warnings"] and "hourly_rate_usd" in verdict["drifted_columns"]
+    assert verdict["columns"]["hourly_rate_usd"]["statistic"] > params.drift.numeric.threshold
+    assert {r["rule"]: r["blocks"] for r in verdict["rules"]}["dataset_drift"] is False
 
 
 def _drop_column(table: pd.DataFrame) -> pd.DataFrame:

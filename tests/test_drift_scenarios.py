@@ -83,10 +83,21 @@ def test_scenario_trips_its_rule(gate, scenario: str) -> None:
     column, rule = EXPECTED[scenario]
     _, _, baseline = gate("none")
     _, _, shifted = gate(scenario)
-    assert rule in shifted.failed_rules
+    assert rule in shifted.tripped_rules
     if column is not None:
         drifted = next(c for c in shifted.columns if c.column == column)
         assert drifted.drifted and drifted.statistic > 2 * _statistic(baseline, column)
+
+
+def test_only_what_hurts_the_model_blocks(gate) -> None:
+    """Lost ratings and changed clients hurt the ranking: they block. Cheaper rates move columns but the
+    model ranks as well as before (live NDCG within the margin): a warning, exit 0."""
+    assert {"missing_values"} <= set(gate("missing_values")[2].failed_rules)
+    assert gate("concept")[2].failed_rules == ["ranking_quality"]
+    undercut = gate("rate_undercut")[2]
+    assert not undercut.drift_detected and undercut.status == "warning" and "dataset_drift" in undercut.warnings
+    quality = next(r for r in undercut.rules if r.rule == "ranking_quality")
+    assert quality.passed and quality.blocks
 
 
 def test_concept_drift_keeps_the_candidates_and_changes_outcomes(gate) -> None:

@@ -263,14 +263,16 @@ def test_a_new_project_runs_its_lifecycle_on_a_clients_data(
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
-    # The drift gate: quiet on the training distribution, tripped by undercut rates.
+    # The drift gate: quiet on the training distribution, blocked by a profile outage (lost ratings).
     verdict_file = dest / "reports" / "drift" / "drift_verdict.json"
     if not verdict_file.exists():  # the pipeline did not gate a `none` batch itself
         _run([cli, "data", "batch", "--scenario", "none", "--seed", "1", "--out", "batches/none.parquet"], dest, env)
         _run([cli, "drift", "--current", "batches/none.parquet"], dest, env)
     assert json.loads(verdict_file.read_text())["verdict"] == "no_drift"
     _run(
-        [cli, "data", "batch", "--scenario", "rate_undercut", "--seed", "1", "--out", "batches/cut.parquet"], dest, env
+        [cli, "data", "batch", "--scenario", "missing_values", "--seed", "1", "--out", "batches/lost.parquet"],
+        dest,
+        env,
     )
-    _run([cli, "drift", "--current", "batches/cut.parquet"], dest, env, expect=ExitCode.CHECK_FAILED)
+    _run([cli, "drift", "--current", "batches/lost.parquet"], dest, env, expect=ExitCode.CHECK_FAILED)
     assert json.loads(verdict_file.read_text())["verdict"] == "drift"

@@ -28,13 +28,14 @@ def drift(
 ) -> None:
     """The drift gate: compare a batch with the champion's training data.
 
-    Checks feature drift (per-column distance and the share of drifted columns),
-    score drift, rising missing values and, when the batch has outcomes, NDCG@10
-    against the champion's test figure; rules and thresholds are in params.yaml
-    (drift). Writes drift_report.html (Evidently, for people) and
-    drift_verdict.json (for machines) to the report directory, atomically.
+    Blocking rules (drift.blocking; exit 1): rising missing values, drift in the
+    columns the model relies on, expected NDCG@10 from the model's calibrated
+    scores and, when the batch has outcomes, live NDCG@10 against the champion's
+    test figure. Warning-only rules (exit 0, named in the verdict): the share of
+    drifted columns and score drift. Thresholds are in params.yaml (drift). Writes
+    drift_report.html (Evidently, for people) and drift_verdict.json (for machines) to the report directory, atomically.
 
-    Exit codes: 0 no drift; 1 drift beyond thresholds; 2 data contract broken
+    Exit codes: 0 no drift (or warnings only); 1 a blocking rule failed; 2 data contract broken
     (missing or mistyped columns, unreadable input); 3 any other error (no
     bundle, bad params.yaml). A run that exits 2 or 3 leaves earlier reports as they were.
     The champion's scored training rows are cached in GIGMATCH_REFERENCE_CACHE_DIR.
@@ -54,10 +55,12 @@ def drift(
         get_monitoring_settings().reference_cache_dir,
     )
     verdict = outcome.verdict
-    colour = "red" if verdict.drift_detected else "green"
+    colour = {"drift": "red", "warning": "yellow"}.get(verdict.status, "green")
+    label = {"drift": "drift (blocks)", "warning": "no blocking drift, with warnings"}.get(verdict.status, "no drift")
     console.print(
-        f"[{colour}]{'drift' if verdict.drift_detected else 'no drift'}[/{colour}]: "
-        f"{verdict.drifted_share:.0%} of columns drifted; failed rules: {', '.join(verdict.failed_rules) or 'none'}"
+        f"[{colour}]{label}[/{colour}]: {verdict.drifted_share:.0%} of columns drifted; "
+        f"failed blocking rules: {', '.join(verdict.failed_rules) or 'none'}; "
+        f"warnings: {', '.join(verdict.warnings) or 'none'}"
     )
     console.print(f"reports: {outcome.html_path} and {outcome.verdict_path}")
     if verdict.drift_detected:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.pipeline import Pipeline
 
-from gigmatch.data.contract import APPLICATIONS, FREELANCERS, JOBS, OUTCOMES
+from gigmatch.data.contract import APPLICATIONS, FREELANCER_HISTORY, FREELANCERS, JOBS, OUTCOMES
 from gigmatch.data.pinning import directory_md5
 from gigmatch.data.snapshot import read_tables
 from gigmatch.data.validation import ContractError, Violation
@@ -153,8 +153,20 @@ def _violation(source: str, column: str | None, check: str, detail: str) -> Cont
 
 def training_frame(data_dir: Path, split: SplitParams, model: Pipeline) -> pd.DataFrame:
     """The champion's training rows, selected as training selects them, scored by the model."""
-    train = split_snapshot(read_tables(data_dir, (FREELANCERS, JOBS, APPLICATIONS)), split).train
+    train = split_snapshot(read_tables(data_dir, (FREELANCERS, JOBS, APPLICATIONS, FREELANCER_HISTORY)), split).train
     return frame_from_match_table(train.frame.assign(outcome=train.relevance), model, str(data_dir))
+
+
+def later_months(data_dir: Path, split: SplitParams, model: Pipeline) -> dict[str, pd.DataFrame]:
+    """The applications to jobs posted after the training window (valid and test), scored, with outcomes,
+    one monitoring frame per calendar month of posting ("YYYY-MM"): production traffic as time passes."""
+    frames = read_tables(data_dir, (FREELANCERS, JOBS, APPLICATIONS, FREELANCER_HISTORY))
+    sets = split_snapshot(frames, split)
+    later = pd.concat([s.frame.assign(outcome=s.relevance) for s in (sets.valid, sets.test)], ignore_index=True)
+    posted = frames[JOBS].set_index("job_id")["posted_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m")
+    month = posted.reindex(later["job_id"]).to_numpy()
+    scored = frame_from_match_table(later, model, str(data_dir))
+    return {m: scored[month == m].reset_index(drop=True) for m in sorted(set(month))}
 
 
 def champion_reference(

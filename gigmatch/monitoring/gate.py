@@ -25,7 +25,9 @@ from sklearn.pipeline import Pipeline
 from gigmatch.errors import ExitCode
 from gigmatch.files import atomic_write_text, write_json
 from gigmatch.model.bundle import load_bundle, read_lineage
+from gigmatch.model.pipeline import estimator_of
 from gigmatch.monitoring.frame import champion_reference, read_frame
+from gigmatch.monitoring.quality import model_reliance
 from gigmatch.monitoring.rules import Verdict, evaluate_drift
 from gigmatch.params import DriftParams, Params
 
@@ -54,6 +56,7 @@ def run_gate(
     report_dir: Path,
     render_html: HtmlRenderer,
     reference_cache_dir: Path,
+    outcomes: pd.DataFrame | None = None,
 ) -> GateOutcome:
     """Compare `current` with `reference` (default: the champion's training rows, scored once per model
     and data version and kept in `reference_cache_dir`) and write both reports."""
@@ -75,6 +78,8 @@ def run_gate(
         params.drift,
         None if reference_ndcg is None else float(reference_ndcg),
         str(lineage["version"]),
+        model_reliance(estimator_of(model()), reference_frame),
+        outcomes,
     )
     html = render_html(reference_frame, current_frame, params.drift)
     sources = {"reference": str(reference_source), "current": str(current)}
@@ -83,7 +88,7 @@ def run_gate(
 
 def verdict_document(verdict: Verdict, sources: dict[str, str], model_name: str) -> dict[str, object]:
     """The JSON verdict: the rules' outcome plus where it came from and which exit code it means."""
-    exit_code = int(ExitCode.CHECK_FAILED if verdict.drift_detected else ExitCode.OK)
+    exit_code = int(ExitCode.CHECK_FAILED if verdict.drift_detected else ExitCode.OK)  # warnings exit 0
     return {
         **verdict.to_dict(),
         "exit_code": exit_code,
@@ -105,7 +110,7 @@ def write_reports(
 
 
 def _model_loader(bundle: Path) -> Callable[[], Pipeline]:
-    """Load the model only when a side needs scoring (logs and cached frames do not)."""
+    """Load the model once, when first needed (scoring a side, or measuring its reliance)."""
 
     @cache
     def load() -> Pipeline:

@@ -1,6 +1,9 @@
 """The drift gate's rules: plain functions over two monitoring frames, no report library needed.
 
-Four rules, each with its thresholds in `params.yaml` (section `drift`):
+Six rules, each with its thresholds in `params.yaml` (section `drift`). Those listed in
+`drift.blocking` block (the verdict is "drift", exit 1, CI stops the deploy); the others
+only warn (exit 0, named in the verdict). By default the rules that say the model will
+be hurt block, and the ones that only say the data moved warn:
 
 - dataset drift: each monitored column's distance from the reference (normed
   Wasserstein for numbers, Jensen-Shannon for categories, or PSI: the names and
@@ -12,7 +15,18 @@ Four rules, each with its thresholds in `params.yaml` (section `drift`):
 - missing values: a column's missing share rising by more than
   `max_missing_increase` (ratings the features fill in count as missing);
 - ranking quality, when outcomes are known: NDCG@k of the current batch more
-  than `max_ndcg_drop` below the champion's recorded test NDCG@k.
+  than `max_ndcg_drop` below the champion's recorded test NDCG@k;
+- reliance drift: the share of the model's reliance (`gigmatch.monitoring.quality`)
+  that rests on drifted columns reaching `max_reliance_drifted`, so drift in a
+  column the model ignores weighs nothing;
+- expected ranking quality, without outcomes: the expected NDCG@k from the model's
+  own scores, calibrated on the reference, more than `max_expected_ndcg_drop` below
+  the same estimate on the reference.
+
+Blocking by default: missing values, reliance drift, expected and live ranking
+quality. Warning only: dataset drift and score drift. The thresholds were
+calibrated on same-distribution batches, on the months after the training window
+and on every drift scenario (`benchmarks/bench_drift.py`).
 
 Rows are clustered by job (about 25 applicants each), so a batch of 2,000 rows
 carries about 80 independent values of a job-level column: those columns vary
@@ -21,7 +35,7 @@ more from batch to batch and get higher thresholds (`drift.columns`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -29,8 +43,8 @@ from scipy import stats
 from scipy.spatial import distance
 
 from gigmatch.monitoring.frame import MONITORED_CATEGORICAL, MONITORED_NUMERIC, OUTCOME, SCORE
+from gigmatch.monitoring.quality import ReferenceQuality, expected_ndcg, live_ndcg
 from gigmatch.params import ColumnRule, DriftParams, ParamsError
-from gigmatch.training.ranking_metrics import ndcg_per_group
 
 # Features that fill a missing input: the indicator shows where the input was missing.
 # A freelancer with completed jobs always has a rating, so "no rating" there is a lost value.
@@ -57,6 +71,7 @@ class RuleResult:
     value: float | None
     threshold: float
     detail: str
+    blocks: bool = True  # a failure blocks (exit 1); False: it only warns
 
 
 @dataclass(frozen=True)
@@ -70,11 +85,27 @@ class Verdict:
 
     @property
     def drift_detected(self) -> bool:
-        return any(not r.passed for r in self.rules)
+        """A blocking rule failed: the model will be hurt (exit 1)."""
+        return any(not r.passed and r.blocks for r in self.rules)
 
     @property
     def failed_rules(self) -> list[str]:
+        """The blocking rules that failed."""
+        return [r.rule for r in self.rules if not r.passed and r.blocks]
+
+    @property
+    def tripped_rules(self) -> list[str]:
+        """Every rule that failed, blocking or not."""
         return [r.rule for r in self.rules if not r.passed]
+
+    @property
+    def warnings(self) -> list[str]:
+        """The warning-only rules that failed: the data moved, the model is not shown to suffer."""
+        return [r.rule for r in self.rules if not r.passed and not r.blocks]
+
+    @property
+    def status(self) -> str:
+        return "drift" if self.drift_detected else "warning" if self.warnings else "no_drift"
 
     @property
     def drifted_share(self) -> float:
@@ -83,8 +114,10 @@ class Verdict:
     def to_dict(self) -> dict[str, object]:
         """The machine-readable verdict: compact, stable keys, one entry per column."""
         return {
-            "verdict": "drift" if self.drift_detected else "no_drift",
+            "verdict": self.status,
             "failed_rules": self.failed_rules,
+            "warnings": self.warnings,
+            "blocking_rules": [r.rule for r in self.rules if r.blocks],
             "drifted_share": round(self.drifted_share, 4),
             "drifted_columns": [c.column for c in self.columns if c.drifted],
             "columns": {
@@ -207,15 +240,36 @@ def ranking_quality_rule(current: pd.DataFrame, reference_ndcg: float, k: int, m
     known = current[current[OUTCOME].notna()]
     if known.empty:
         return None
-    _, per_job = ndcg_per_group(
-        known["job_id"].to_numpy(), known[SCORE].to_numpy(), known[OUTCOME].to_numpy().astype(int), k
-    )
-    if len(per_job) == 0:
+    ndcg, jobs = live_ndcg(known["job_id"].to_numpy(), known[SCORE].to_numpy(), known[OUTCOME].to_numpy(), k)
+    if jobs == 0:
         return None
-    ndcg = float(per_job.mean())
     drop = reference_ndcg - ndcg
-    detail = f"NDCG@{k} {ndcg:.4f} on {len(per_job)} jobs vs the champion's test {reference_ndcg:.4f}"
+    detail = f"NDCG@{k} {ndcg:.4f} on {jobs} jobs vs the champion's test {reference_ndcg:.4f}"
     return RuleResult("ranking_quality", drop <= max_drop, round(drop, 6), max_drop, detail)
+
+
+def reliance_drift_rule(columns: list[ColumnDrift], reliance: dict[str, float], limit: float) -> RuleResult:
+    """The share of the model's reliance that rests on drifted columns."""
+    drifted = sorted((c.column for c in columns if c.drifted and c.column in reliance), key=lambda c: -reliance[c])
+    share = sum(reliance[c] for c in drifted)
+    named = ", ".join(f"{c} {reliance[c]:.1%}" for c in drifted[:5]) or "no drifted column the model uses"
+    detail = f"{share:.1%} of the model's reliance is on drifted columns ({named})"
+    return RuleResult("reliance_drift", share < limit, round(share, 6), limit, detail)
+
+
+def expected_quality_rule(current: pd.DataFrame, on_reference: ReferenceQuality, params: DriftParams) -> RuleResult:
+    """Expected NDCG@k (no outcomes needed) on the current batch against the same estimate on the reference."""
+    k, draws = params.ndcg_k, params.expected_ndcg_draws
+    expected = expected_ndcg(
+        current["job_id"].to_numpy(), current[SCORE].to_numpy(), on_reference.calibration, k, draws
+    )
+    drop = on_reference.expected_ndcg - expected
+    detail = (
+        f"expected NDCG@{k} {expected:.4f} from the model's calibrated scores vs "
+        f"{on_reference.expected_ndcg:.4f} on the reference"
+    )
+    limit = params.max_expected_ndcg_drop
+    return RuleResult("expected_ranking_quality", bool(drop <= limit), round(drop, 6), limit, detail)
 
 
 def evaluate_drift(
@@ -224,8 +278,18 @@ def evaluate_drift(
     params: DriftParams,
     reference_ndcg: float | None = None,
     model_version: str | None = None,
+    reliance: dict[str, float] | None = None,
+    outcomes: pd.DataFrame | None = None,
+    reference_quality: ReferenceQuality | None = None,
 ) -> Verdict:
-    """Apply every rule; the batch drifts if any rule fails."""
+    """Apply every rule; the batch drifts if a blocking rule fails (`drift.blocking`), the others warn.
+
+    `reliance` is the model's reliance per feature (`gigmatch.monitoring.quality.model_reliance`);
+    without it the reliance rule is not checked. `outcomes` (job_id, match_score, outcome) are the
+    matured outcomes from production (`gigmatch.monitoring.live`): when given, the ranking-quality
+    rule runs on them instead of on the current batch's own outcomes. `reference_quality`: the
+    reference side of the expected-quality rule, when already computed (`ReferenceQuality.of`).
+    """
     columns = column_drift(reference, current, params)
     drifted = sum(c.drifted for c in columns) / len(columns)
     names = ", ".join(c.column for c in columns if c.drifted) or "none"
@@ -250,6 +314,15 @@ def evaluate_drift(
     )
     rules.append(missing_value_rule(reference, current, params.max_missing_increase))
     notes = []
+    if reliance is None:
+        notes.append("no model reliance given: reliance drift not checked")
+    else:
+        rules.append(reliance_drift_rule(columns, reliance, params.max_reliance_drifted))
+    on_reference = reference_quality or ReferenceQuality.of(reference, params.ndcg_k, params.expected_ndcg_draws)
+    if on_reference is None:
+        notes.append("no outcomes in the reference: expected ranking quality not checked")
+    else:
+        rules.append(expected_quality_rule(current, on_reference, params))
     if len(current) < params.min_current_rows:
         notes.append(
             f"{len(current):,} current rows, fewer than the {params.min_current_rows:,} the thresholds are calibrated "
@@ -258,9 +331,12 @@ def evaluate_drift(
     if reference_ndcg is None:
         notes.append("no champion test NDCG recorded: ranking quality not checked")
     else:
-        quality = ranking_quality_rule(current, reference_ndcg, params.ndcg_k, params.max_ndcg_drop)
+        graded = current if outcomes is None else outcomes
+        quality = ranking_quality_rule(graded, reference_ndcg, params.ndcg_k, params.max_ndcg_drop)
         if quality is None:
             notes.append("no outcomes in the current batch: ranking quality not checked")
         else:
             rules.append(quality)
+    blocking = set(params.blocking)
+    rules = [replace(rule, blocks=rule.rule in blocking) for rule in rules]
     return Verdict(columns, rules, len(reference), len(current), model_version, notes)
