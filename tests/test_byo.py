@@ -47,6 +47,30 @@ def write_client_tables(snapshot: Path, out: Path) -> None:
     applications.to_parquet(out / "applications.parquet", index=False)  # Parquet and CSV mix
 
 
+def test_a_client_history_is_imported_and_read_as_of_each_application(
+    client_dir: Path, small_snapshot_master: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The optional freelancer_history table (CSV, the client's names, naive times) comes in and is used;
+    without it, validation warns that profile statistics leak."""
+    history = read_tables(small_snapshot_master)["freelancer_history"]
+    history = history.rename(columns={"freelancer_id": "talent_id", "valid_from": "changed_at"})
+    history["changed_at"] = history["changed_at"].dt.tz_localize(None).astype(str)
+    history.to_csv(client_dir / "freelancer_history.csv", index=False)
+    mapping = {**MAPPING, "freelancer_history": {"talent_id": "freelancer_id", "changed_at": "valid_from"}}
+    import_snapshot(client_dir, tmp_path / "with", import_params(columns=mapping))
+    imported = read_tables(tmp_path / "with")
+    pd.testing.assert_frame_equal(
+        imported["freelancer_history"], read_tables(small_snapshot_master)["freelancer_history"]
+    )
+    assert main(["data", "validate", str(tmp_path / "with")]) == 0
+    assert "no freelancer_history table" not in " ".join(capsys.readouterr().err.split())
+    (client_dir / "freelancer_history.csv").unlink()
+    import_snapshot(client_dir, tmp_path / "without", import_params())
+    assert main(["data", "validate", str(tmp_path / "without")]) == 0
+    warned = " ".join(capsys.readouterr().err.split())
+    assert "no freelancer_history table" in warned and "optimistic" in warned
+
+
 def import_params(**changes: object) -> ImportParams:
     raw = {"timezone": "UTC", "list_separator": ";", "columns": MAPPING} | changes
     return ImportParams.model_validate(raw)

@@ -203,8 +203,11 @@ def test_a_new_project_runs_its_lifecycle_on_a_clients_data(
     # The client's tables (about 300 jobs), under their own column names; the mapping goes in params.yaml.
     generate_snapshot(override(small_simulate, n_jobs=300, n_freelancers=2500), tmp_path / "simulated")  # type: ignore[type-var]
     write_client_tables(tmp_path / "simulated", tmp_path / "client")
+    # With the profiles' history, so features read them as of each application (the as-of rule).
+    history = read_tables(tmp_path / "simulated")["freelancer_history"].rename(columns={"freelancer_id": "talent_id"})
+    history.to_csv(tmp_path / "client" / "freelancer_history.csv", index=False)
     raw = yaml.safe_load((dest / "params.yaml").read_text())
-    raw["data"]["import"]["columns"] = MAPPING
+    raw["data"]["import"]["columns"] = {**MAPPING, "freelancer_history": {"talent_id": "freelancer_id"}}
     raw["train"]["models"] = {  # small, so the test trains in seconds
         "logistic": {"kind": "logistic", "params": {"C": 1.0}},
         "lambdarank": {
