@@ -136,12 +136,7 @@ _FREELANCER_ID = attrgetter("freelancer_id")
 class MatchRequest(_Strict):
     """A job and the freelancers who applied to it."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        frozen=True,
-        allow_inf_nan=False,
-        protected_namespaces=(),
+    model_config = _Strict.model_config | ConfigDict(
         json_schema_extra={"examples": [{"job": _EXAMPLE_JOB, "candidates": _EXAMPLE_CANDIDATES, "top_k": 10}]},
     )
 
@@ -209,11 +204,7 @@ class Outcome(_Strict):
 class OutcomesRequest(_Strict):
     """A batch of outcomes, at most one per (request_id, freelancer_id)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        frozen=True,
-        allow_inf_nan=False,
+    model_config = _Strict.model_config | ConfigDict(
         json_schema_extra={
             "examples": [
                 {

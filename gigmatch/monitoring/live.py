@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from gigmatch.data.contract import HIRED, REJECTED
+from gigmatch.monitoring.frame import OUTCOME
 from gigmatch.monitoring.outcome_log import read_outcome_log
 from gigmatch.monitoring.prediction_log import CANDIDATE_ID, LOG_GLOB, SCORE, read_records, spread_records
 from gigmatch.training.ranking_metrics import average_precision_at_k, ndcg_per_group, recall_at_k
 
-OUTCOME = "outcome"
 _ANSWER_COLUMNS = ("request_id", "logged_at", "model_version", "job_id", CANDIDATE_ID, SCORE)
 
 

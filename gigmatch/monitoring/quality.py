@@ -30,6 +30,7 @@ from sklearn.isotonic import IsotonicRegression
 from gigmatch.data.contract import OUTCOMES
 from gigmatch.features.names import FEATURE_NAMES
 from gigmatch.model.explain import contributions
+from gigmatch.monitoring.frame import OUTCOME, SCORE
 from gigmatch.training.ranking_metrics import ndcg_per_group
 
 RELIANCE_ROWS = 5000  # reference rows the reliance is measured on (shares move in the third decimal beyond)
@@ -101,13 +102,13 @@ class ReferenceQuality:
     @classmethod
     def of(cls, reference: pd.DataFrame, k: int, draws: int) -> ReferenceQuality | None:
         """From the reference's rows with known outcomes; None when it has none."""
-        if "outcome" not in reference.columns:
+        if OUTCOME not in reference.columns:
             return None
-        known = reference[reference["outcome"].notna()]
+        known = reference[reference[OUTCOME].notna()]
         if known.empty:
             return None
-        score = known["match_score"].to_numpy()
-        calibration = GradeCalibration.fit(score, known["outcome"].to_numpy())
+        score = known[SCORE].to_numpy()
+        calibration = GradeCalibration.fit(score, known[OUTCOME].to_numpy())
         return cls(calibration, expected_ndcg(known["job_id"].to_numpy(), score, calibration, k, draws))
 
 
