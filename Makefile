@@ -22,7 +22,18 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: help install run data repro train export serve serving-requirements push batch drift monitor monitor-serve metrics-diff verify new-project test test-fast lint format typecheck hooks bench clean
+# GIGMATCH_PROFILE=team: every target runs against the team stack's servers, from the .env.team that
+# `make stack-up` writes (or a team's own file with the same variables: GIGMATCH_ENV_FILE=...).
+GIGMATCH_ENV_FILE ?= .env.team
+ifeq ($(GIGMATCH_PROFILE),team)
+ifeq ($(wildcard $(GIGMATCH_ENV_FILE)),)
+$(error GIGMATCH_PROFILE=team needs $(GIGMATCH_ENV_FILE): run `make stack-up` first, or set GIGMATCH_ENV_FILE)
+endif
+include $(GIGMATCH_ENV_FILE)
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' $(GIGMATCH_ENV_FILE))
+endif
+
+.PHONY: help install run data repro train export serve serving-requirements push batch drift monitor monitor-serve ship-logs stack-up stack-down stack-status metrics-diff verify new-project test test-fast lint format typecheck hooks bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,8 +68,8 @@ serve: install ## Serve bundle/ with FastAPI on http://127.0.0.1:8000 (make expo
 serving-requirements: $(UV) ## Re-export serving/requirements.txt (the image's pinned set) from uv.lock
 	$(UV) export --frozen --no-dev --extra serving --no-hashes --no-emit-project --no-header --quiet -o serving/requirements.txt
 
-push: install ## Share the pinned data with the default DVC remote
-	dvc push
+push: install ## Share the pinned data with the DVC remote (GIGMATCH_DVC_REMOTE, else the default one)
+	gigmatch data push
 
 # The drift gate's inputs; override on the command line, e.g. `make batch SCENARIO=concept`.
 SCENARIO ?= none
@@ -76,8 +87,20 @@ drift: install ## Drift gate on CURRENT (default: the newest batch) vs the champ
 monitor: install ## Run the monitoring flow once: gate new prediction-log lines, retrain on drift
 	gigmatch monitor
 
-monitor-serve: install ## Run the monitoring flow on GIGMATCH_MONITOR_CRON until stopped (needs PREFECT_API_URL)
+monitor-serve: install ## Monitoring on GIGMATCH_MONITOR_CRON: served here until stopped, or deployed on GIGMATCH_WORK_POOL
 	gigmatch monitor --serve
+
+ship-logs: install ## Ship serving's finished daily logs to GIGMATCH_LOG_STORE (s3://...)
+	gigmatch ship-logs
+
+stack-up: install ## Start the team stack on loopback (Postgres, S3, MLflow, Prefect + worker, Prometheus); writes .env.team
+	gigmatch stack up
+
+stack-down: install ## Stop every server of the team stack by PID (data stays in .stack/)
+	gigmatch stack down
+
+stack-status: install ## Each server of the team stack: PID, health, URL, memory (exit 1 unless all healthy)
+	gigmatch stack status
 
 metrics-diff: install ## Write reports/metrics_diff.md: dvc metrics diff against BASE (e.g. BASE=origin/main)
 	mkdir -p reports && dvc metrics diff --md $(BASE) > reports/.metrics_diff.md && mv reports/.metrics_diff.md reports/metrics_diff.md

@@ -11,8 +11,13 @@ thresholds are calibrated for `drift.min_current_rows`) and the lines wait for t
 next run. On drift it starts the training flow as a subflow; that flow promotes a
 new champion only through its own gate, so monitoring can never ship a worse model.
 
-Scheduled with `flow.serve` on `GIGMATCH_MONITOR_CRON` (`gigmatch monitor --serve`),
-or run once (`gigmatch monitor`, `make monitor`).
+With GIGMATCH_LOG_STORE set, the logs are those serving's hosts shipped to object storage
+(`pipelines.log_store`), mirrored first. Each run's outcome goes to `monitor_outcome.json`, and,
+against a tracking server, to a run of the `gigmatch-monitoring` experiment (the dashboards read it).
+
+Scheduled on `GIGMATCH_MONITOR_CRON`: with `flow.serve` (`gigmatch monitor --serve`), or, with a
+work pool (GIGMATCH_WORK_POOL), as the pool's `gigmatch-monitor/team` deployment. Or run once
+(`gigmatch monitor`, `make monitor`).
 """
 
 from __future__ import annotations
@@ -33,12 +38,15 @@ from gigmatch.monitoring.live import live_report, ranking_rows
 from gigmatch.monitoring.log_cursor import NewLines, new_lines, read_cursor, save_cursor
 from gigmatch.monitoring.prediction_log import candidate_count
 from gigmatch.params import Params, load_params
+from pipelines import log_store, tracking
 from pipelines.evidently_report import build_html_report
-from pipelines.settings import get_monitoring_settings
+from pipelines.settings import get_monitoring_settings, get_team_settings, get_tracking_settings
 from pipelines.training import TrainingOutcome, run_training
 
 CURSOR_FILE = "monitor_cursor.json"
 LIVE_QUALITY_FILE = "live_quality.json"
+OUTCOME_FILE = "monitor_outcome.json"
+MONITORING_EXPERIMENT = "gigmatch-monitoring"
 BATCHES_DIR = "batches"  # each gated batch is kept beside the reports it produced
 
 
@@ -82,13 +90,22 @@ def stage_batch(batch: NewLines, report_dir: Path) -> Path:
     return path
 
 
+@task(name="mirror-shipped-logs", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def mirror_shipped_logs(store: str, mirror_dir: Path) -> tuple[Path, Path]:
+    """The logs serving's hosts shipped, mirrored locally: (prediction log dir, outcome log dir)."""
+    predictions, outcomes = mirror_dir / log_store.PREDICTIONS.name, mirror_dir / log_store.OUTCOMES.name
+    fetched = log_store.mirror(store, log_store.PREDICTIONS, predictions)
+    fetched += log_store.mirror(store, log_store.OUTCOMES, outcomes)
+    get_run_logger().info("%d new shipped log files from %s", len(fetched), store)
+    return predictions, outcomes
+
+
 @task(name="live-quality", cache_policy=NO_CACHE)
 def live_quality(
-    params: Params, log_dir: Path, bundle: Path, report_dir: Path
+    params: Params, log_dir: Path, outcome_dir: Path, bundle: Path, report_dir: Path
 ) -> tuple[dict[str, object], pd.DataFrame]:
     """Matured outcomes joined to their answers: figures per model version, and the champion's rows."""
     matured_before = dt.datetime.now(dt.UTC) - dt.timedelta(hours=params.drift.outcome_maturity_hours)
-    outcome_dir = get_monitoring_settings().outcome_log_dir
     joined, document = live_report(log_dir, outcome_dir, matured_before, params.drift.ndcg_k)
     write_json(report_dir / LIVE_QUALITY_FILE, document, sort_keys=True)
     return document, ranking_rows(joined, str(read_lineage(bundle)["version"]))
@@ -106,6 +123,52 @@ def advance_cursor(cursor_path: Path, batch: NewLines) -> None:
     save_cursor(cursor_path, batch.offsets)
 
 
+@task(name="record-outcome", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def record_outcome(outcome: MonitorOutcome, report_dir: Path) -> None:
+    """`monitor_outcome.json` for whoever started the run; a run in MLflow for the dashboards."""
+    summary = outcome_summary(outcome)
+    write_json(report_dir / OUTCOME_FILE, summary, sort_keys=True)
+    settings = get_tracking_settings()
+    if outcome.gate is None or not settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        return  # a local store gets no run per gate: its file is enough on one machine
+    tracking.configure(settings)
+    experiment_id = tracking.ensure_experiment(MONITORING_EXPERIMENT, settings)
+    tags = {"status": outcome.status, "model_version": str(outcome.gate.verdict.model_version)}
+    with tracking.run(experiment_id, f"gate-{outcome.status}", tags=tags) as run_id:
+        tracking.log_figures(run_id, {}, _monitor_metrics(outcome), {})
+        tracking.log_json(run_id, summary, OUTCOME_FILE)
+
+
+def outcome_summary(outcome: MonitorOutcome) -> dict[str, object]:
+    verdict = outcome.gate.verdict if outcome.gate is not None else None
+    return {
+        "status": outcome.status,
+        "new_rows": outcome.new_rows,
+        "model_version": None if verdict is None else verdict.model_version,
+        "failed_rules": [] if verdict is None else list(verdict.failed_rules),
+        "warnings": [] if verdict is None else list(verdict.warnings),
+        "verdict": None if outcome.gate is None else str(outcome.gate.verdict_path),
+        "retrained_version": None if outcome.retraining is None else outcome.retraining.version,
+        "live_quality": outcome.live_quality,
+    }
+
+
+def _monitor_metrics(outcome: MonitorOutcome) -> dict[str, float]:
+    assert outcome.gate is not None
+    verdict = outcome.gate.verdict
+    metrics = {
+        "monitor_blocked": float(verdict.drift_detected),
+        "monitor_warned": float(bool(verdict.warnings)),
+        "monitor_drifted_share": float(verdict.drifted_share),
+        "monitor_rows": float(outcome.new_rows),
+    }
+    by_version = (outcome.live_quality or {}).get("by_model_version", {})
+    champion = by_version.get(str(verdict.model_version)) if isinstance(by_version, dict) else None
+    if isinstance(champion, dict) and isinstance(champion.get("ndcg_at_10"), int | float):
+        metrics["monitor_live_ndcg_at_10"] = float(champion["ndcg_at_10"])
+    return metrics
+
+
 @flow(name="gigmatch-monitor", log_prints=True)
 def monitor_flow(
     params_path: Path = Path("params.yaml"),
@@ -115,12 +178,24 @@ def monitor_flow(
     retrain_on_drift: bool = True,
 ) -> MonitorOutcome:
     params = load_params(params_path)
-    log_dir = Path(log_dir or get_monitoring_settings().log_dir)
     report_dir = Path(report_dir or params.drift.report_dir)
+    outcome = _monitor(params, params_path, bundle, log_dir, report_dir, retrain_on_drift)
+    record_outcome(outcome, report_dir)
+    return outcome
+
+
+def _monitor(
+    params: Params, params_path: Path, bundle: Path, log_dir: Path | None, report_dir: Path, retrain_on_drift: bool
+) -> MonitorOutcome:
+    settings, store = get_monitoring_settings(), get_team_settings().log_store
+    if store and log_dir is None:
+        log_dir, outcome_dir = mirror_shipped_logs(store, settings.log_mirror_dir)
+    else:
+        log_dir, outcome_dir = Path(log_dir or settings.log_dir), settings.outcome_log_dir
     cursor_path = report_dir / CURSOR_FILE
     logger = get_run_logger()
 
-    quality, champion_outcomes = live_quality(params, log_dir, bundle, report_dir)
+    quality, champion_outcomes = live_quality(params, log_dir, outcome_dir, bundle, report_dir)
     print(f"live quality per model version: {quality['by_model_version']}")
     batch = collect_new_predictions(log_dir, cursor_path)
     rows = count_candidate_rows(batch)

@@ -36,6 +36,8 @@ class MonitoringSettings(BaseSettings):
     monitor_cron: Annotated[str, Field(pattern=r"^\S+( \S+){4}$")] = "0 3 * * *"  # GIGMATCH_MONITOR_CRON: five fields
     # GIGMATCH_REFERENCE_CACHE_DIR: the champion's training rows, scored once per model and data version.
     reference_cache_dir: Path = Path("reports/monitoring")
+    # GIGMATCH_LOG_MIRROR_DIR: where the logs shipped to GIGMATCH_LOG_STORE are mirrored to be gated.
+    log_mirror_dir: Path = Path("logs/shipped")
 
 
 @lru_cache
@@ -46,3 +48,27 @@ def get_tracking_settings() -> TrackingSettings:
 @lru_cache
 def get_monitoring_settings() -> MonitoringSettings:
     return read_settings(MonitoringSettings)
+
+
+class TeamSettings(BaseSettings):
+    """Where the lifecycle runs when it runs against a team's servers (`.env.team` sets these)."""
+
+    model_config = SettingsConfigDict(env_prefix="GIGMATCH_", extra="ignore", frozen=True)
+
+    # GIGMATCH_WORK_POOL: train and monitor as Prefect deployments run by this pool's workers
+    # (unset: the flows run in the calling process).
+    work_pool: str | None = None
+    # GIGMATCH_DEPLOYMENT_TIMEOUT: seconds a deployment's flow run may take before the caller gives up.
+    deployment_timeout: Annotated[float, Field(gt=0)] = 7200.0
+    # GIGMATCH_WORKER_SILENCE: seconds without a heartbeat from any worker of the pool before a
+    # waiting caller declares the run lost (a worker beats every 10 s in the stack, 30 s by default).
+    worker_silence: Annotated[float, Field(gt=0)] = 90.0
+    # GIGMATCH_LOG_STORE: s3://bucket[/prefix] where serving's logs are shipped and monitoring reads them.
+    log_store: Annotated[str | None, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] = None
+    # GIGMATCH_DVC_REMOTE: the DVC remote `gigmatch data pull` and `make push` use (unset: the default one).
+    dvc_remote: str | None = None
+
+
+@lru_cache
+def get_team_settings() -> TeamSettings:
+    return read_settings(TeamSettings)

@@ -110,6 +110,15 @@ def run_training(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
         return train_flow.with_options(task_runner=runner)(params_path=params_path)  # type: ignore[arg-type]
 
 
+@flow(name="gigmatch-train-on-worker", log_prints=True)
+def worker_train_flow(params_path: str = "params.yaml") -> None:
+    """What the training deployment runs on a worker (`pipelines.deployments.TRAINING`): the training
+    flow as a subflow, with the task runner and BLAS caps of params.yaml, which a deployment's entrypoint
+    cannot set on the flow it names."""
+    outcome = run_training(Path(params_path))
+    print(f"version {outcome.version} ({outcome.selected}) {outcome.decision.summary()}")
+
+
 # ---------------------------------------------------------------- tasks
 
 

@@ -82,19 +82,53 @@ def data_pull(
 ) -> None:
     """Materialise exactly the snapshot that data.dvc pins.
 
-    Tries the workspace, the DVC cache, the default DVC remote, then
-    regenerates from the seed in params.yaml. Fails (exit 1) and changes
-    nothing if the result's md5 differs from the pin.
+    Tries the workspace, the DVC cache, the DVC remote (GIGMATCH_DVC_REMOTE, else
+    the default one), then regenerates from the seed in params.yaml. Fails (exit 1)
+    and changes nothing if the result's md5 differs from the pin. An S3 remote that
+    refuses the keys or cannot be reached fails first (exit 3), naming the setting.
     """
     from gigmatch.data.pinning import materialise
 
     params = load_params(params_path)
+    remote = _checked_remote(dvc_file.parent)
 
     def regenerate(target: Path) -> None:
         _simulate_snapshot(params.simulate, target)
 
-    result = materialise(dvc_file, regenerate, force=force, log=lambda msg: console.print(f"[yellow]{msg}[/yellow]"))
+    log = lambda msg: console.print(f"[yellow]{msg}[/yellow]")  # noqa: E731
+    result = materialise(dvc_file, regenerate, force=force, log=log, remote=remote)
     console.print(f"[green]data matches the pin[/green] {result.md5} (via {result.how})")
+
+
+@data_app.command("push")
+def data_push(dvc_file: Annotated[Path, typer.Option(help="The pin file.")] = Path("data.dvc")) -> None:
+    """Share the pinned data and the pipeline's cached outputs with the DVC remote (GIGMATCH_DVC_REMOTE,
+    else the default one): `dvc push`, after checking that an S3 remote accepts the keys (exit 3 if not)."""
+    from gigmatch.data.pinning import run_dvc
+    from gigmatch.errors import ExitCode
+
+    remote = _checked_remote(dvc_file.parent)
+    result = run_dvc(["push", *(["-r", remote] if remote else [])], dvc_file.parent)
+    if result.returncode != 0:
+        console.print(f"[red]dvc push to {remote or 'the default remote'} failed[/red]: {result.stderr.strip()}")
+        raise typer.Exit(ExitCode.ERROR)
+    console.print((result.stdout.strip().splitlines() or ["pushed"])[-1] + f" ({remote or 'default remote'})")
+
+
+def _checked_remote(repo: Path) -> str | None:
+    """GIGMATCH_DVC_REMOTE, if set; an S3 remote's bucket is asked first, so a bad key fails in seconds."""
+    from gigmatch.data.pinning import run_dvc
+    from pipelines.preflight import check_bucket
+    from pipelines.settings import get_team_settings
+
+    remote = get_team_settings().dvc_remote
+    if remote:
+        url = run_dvc(["config", f"remote.{remote}.url"], repo)
+        if url.returncode != 0:
+            raise typer.BadParameter(f"GIGMATCH_DVC_REMOTE={remote}: no such DVC remote ({url.stderr.strip()})")
+        if url.stdout.strip().startswith("s3://"):
+            check_bucket(url.stdout.strip())
+    return remote
 
 
 @data_app.command("batch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,11 @@ def train(params_path: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
     train.reports_dir. MLFLOW_TRACKING_URI points at a team's MLflow server;
     PREFECT_API_URL at a Prefect server (unset: an ephemeral one).
     """
+    from pipelines.settings import get_team_settings
+
+    if get_team_settings().work_pool:
+        _train_on_worker(params_path)
+        return
     from pipelines.training import run_training
 
     outcome = run_training(params_path)
@@ -34,6 +40,30 @@ def train(params_path: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
         + f", skill-overlap baseline {test['baseline_skill_overlap_ndcg_at_10']:.4f}"
     )
     console.print(f"registered version {outcome.version}: {outcome.decision.summary()}")
+
+
+def _train_on_worker(params_path: Path) -> None:
+    """GIGMATCH_WORK_POOL set: the training deployment, run by a worker of that pool, awaited here."""
+    import json
+
+    from pipelines import deployments, preflight
+    from pipelines.settings import get_team_settings, get_tracking_settings
+
+    team = get_team_settings()
+    assert team.work_pool is not None
+    preflight.check_prefect(os.environ.get("PREFECT_API_URL"))
+    preflight.check_mlflow(get_tracking_settings().mlflow_tracking_uri)
+    preflight.check_mlflow_artifacts(get_tracking_settings().mlflow_tracking_uri)
+    deployments.deploy(deployments.TRAINING, team.work_pool, Path.cwd())
+    run = deployments.run_and_wait(
+        deployments.TRAINING, team.work_pool, team.deployment_timeout, team.worker_silence, console.log
+    )
+    promotion = json.loads((Path(load_params(params_path).train.reports_dir) / "promotion.json").read_text())
+    verdict = "promoted to champion" if promotion.get("promote") else "kept as challenger"
+    console.print(
+        f"flow run {run.name} completed on pool {team.work_pool}: registered version {promotion['version']} "
+        f"({promotion['selected_model']}), {verdict}"
+    )
 
 
 @app.command("export")
@@ -50,9 +80,11 @@ def export(
     is checked (it must load and score its own example) before it replaces the
     old one.
     """
+    from pipelines import preflight
     from pipelines.export import export_bundle
     from pipelines.settings import get_tracking_settings
 
+    preflight.check_mlflow(get_tracking_settings().mlflow_tracking_uri)
     params = load_params(params_path)
     bundle = export_bundle(params.register_.model_name, alias, out, get_tracking_settings())
     console.print(f"exported {bundle.model_name} version {bundle.version} ({alias}) to {out}")

@@ -85,6 +85,11 @@ def monitor(
     which promotes a new champion only through its own gate. Exit codes as
     `gigmatch drift`: 0 no drift (or waiting), 1 drift, 2 contract broken, 3 error.
     """
+    from pipelines.settings import get_team_settings
+
+    if get_team_settings().work_pool:
+        _monitor_on_worker(serve, params_path)
+        return
     from pipelines.monitoring import monitor_flow, serve_monitoring
 
     if serve:
@@ -100,3 +105,60 @@ def monitor(
         console.print(f"retrained: version {outcome.retraining.version}, {outcome.retraining.decision.summary()}")
     if outcome.status == "drift":
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _monitor_on_worker(serve: bool, params_path: Path) -> None:
+    """GIGMATCH_WORK_POOL set: the monitoring deployment (on GIGMATCH_MONITOR_CRON); `--serve` only
+    declares it, else one run of it now, awaited, its outcome read back from monitor_outcome.json."""
+    import json
+    import os
+
+    from pipelines import deployments, preflight
+    from pipelines.monitoring import OUTCOME_FILE
+    from pipelines.settings import get_monitoring_settings, get_team_settings
+
+    team = get_team_settings()
+    assert team.work_pool is not None
+    preflight.check_prefect(os.environ.get("PREFECT_API_URL"))
+    cron = get_monitoring_settings().monitor_cron
+    deployments.deploy(deployments.MONITORING, team.work_pool, Path.cwd(), cron=cron)
+    if serve:
+        console.print(f"{deployments.MONITORING.full_name} runs on `{cron}` on pool {team.work_pool}")
+        return
+    run = deployments.run_and_wait(
+        deployments.MONITORING, team.work_pool, team.deployment_timeout, team.worker_silence, console.log
+    )
+    outcome = json.loads((Path(load_params(params_path).drift.report_dir) / OUTCOME_FILE).read_text())
+    console.print(
+        f"flow run {run.name}: {outcome['status']}, {outcome['new_rows']:,} new rows; "
+        f"failed blocking rules: {', '.join(outcome['failed_rules']) or 'none'}"
+    )
+    if outcome["status"] == "drift":
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+@app.command("ship-logs")
+def ship_logs(
+    host: Annotated[
+        str | None, typer.Option(help="This host's name in the objects' names [default: hostname].")
+    ] = None,
+    include_today: Annotated[
+        bool, typer.Option("--include-today", help="Ship today's files too (only when this host stops serving).")
+    ] = False,
+) -> None:
+    """Ship serving's finished daily log files (predictions, outcomes) to GIGMATCH_LOG_STORE (s3://...).
+
+    One object per host and day, never rewritten: run it daily (cron, a sidecar), and with
+    --include-today when the host stops. The monitoring flow mirrors them before it gates.
+    """
+    from pipelines import log_store
+    from pipelines.settings import get_monitoring_settings, get_team_settings
+
+    store = get_team_settings().log_store
+    if not store:
+        console.print("error: set GIGMATCH_LOG_STORE to s3://bucket[/prefix] (the team stack's .env.team does)")
+        raise typer.Exit(ExitCode.ERROR)
+    settings, name = get_monitoring_settings(), host or log_store.host_name()
+    shipped = log_store.ship(settings.log_dir, log_store.PREDICTIONS, store, name, include_today)
+    shipped += log_store.ship(settings.outcome_log_dir, log_store.OUTCOMES, store, name, include_today)
+    console.print(f"shipped {len(shipped)} file(s) to {store}" + "".join(f"\n  {key}" for key in shipped))

@@ -96,13 +96,14 @@ def materialise(
     force: bool = False,
     log: Callable[[str], None] = print,
     env: Mapping[str, str] | None = None,
+    remote: str | None = None,
 ) -> Materialised:
     """Make the pinned directory match `dvc_file`, or raise PinError and change nothing.
 
     `regenerate(target)` must write a fresh snapshot into the directory `target`.
     With `force`, a workspace copy that differs from the pin is replaced; without
     it, such a copy is someone's work and is left alone. DVC runs with `env`
-    (default: this process's environment).
+    (default: this process's environment) and pulls from `remote` (default: the default remote).
     """
     pin = read_pin(dvc_file)
     repo = Path(dvc_file).parent
@@ -118,7 +119,10 @@ def materialise(
     backup = _move_aside(target)
     try:
         pin_name = Path(dvc_file).name
-        for how, args in (("checkout", ["checkout", pin_name]), ("pull", ["pull", pin_name])):
+        for how, args in (
+            ("checkout", ["checkout", pin_name]),
+            ("pull", ["pull", *(["-r", remote] if remote else []), pin_name]),
+        ):
             result = run_dvc(args, repo, env)
             if result.returncode == 0 and matches(target, pin):
                 return _done(how, pin, backup)
