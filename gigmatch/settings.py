@@ -21,6 +21,9 @@ DEFAULT_PREDICTION_LOG_DIR = Path("logs/predictions")
 # Where serving writes the outcomes clients report (GIGMATCH_OUTCOME_LOG_DIR). A directory of its own:
 # the drift gate reads every *.jsonl in the prediction log's.
 DEFAULT_OUTCOME_LOG_DIR = Path("logs/outcomes")
+# Where serving writes the shadow challenger's rankings (GIGMATCH_SHADOW_LOG_DIR): never served, so
+# apart from the prediction log, which the drift gate reads as served traffic.
+DEFAULT_SHADOW_LOG_DIR = Path("logs/shadow")
 
 
 class SettingsError(GigmatchError, ValueError):

@@ -1,7 +1,8 @@
 """Serving's logs in object storage: shipped by the host that wrote them, read by monitoring wherever it runs.
 
-Layout under GIGMATCH_LOG_STORE (s3://bucket[/prefix]): `predictions/predictions-YYYYMMDD.<host>.jsonl`
-and `outcomes/outcomes-YYYYMMDD.<host>.jsonl`, one object per host and day. A day's file is shipped
+Layout under GIGMATCH_LOG_STORE (s3://bucket[/prefix]): `predictions/predictions-YYYYMMDD.<host>.jsonl`,
+`outcomes/outcomes-YYYYMMDD.<host>.jsonl` and the shadow challenger's `shadow/predictions-YYYYMMDD.<host>.jsonl`,
+one object per host and day. A day's file is shipped
 once the day is over (UTC) and never rewritten: an object that exists is skipped, so shipping is
 idempotent and a reader mirrors each key once. `include_today` ships the day's file as it stands,
 for a host that is stopping (a container's exit): later lines of that day from the same host would
@@ -34,12 +35,14 @@ _DAY = re.compile(r"^(?P<kind>predictions|outcomes)-(?P<day>\d{8})\.jsonl$")
 
 @dataclass(frozen=True)
 class LogKind:
-    name: str  # "predictions" or "outcomes": the folder under the store, and the files' prefix
+    name: str  # the folder under the store
+    prefix: str  # the daily files' prefix: "predictions" (served answers and the shadow's) or "outcomes"
     glob: str
 
 
-PREDICTIONS = LogKind("predictions", LOG_GLOB)
-OUTCOMES = LogKind("outcomes", OUTCOME_LOG_GLOB)
+PREDICTIONS = LogKind("predictions", "predictions", LOG_GLOB)
+OUTCOMES = LogKind("outcomes", "outcomes", OUTCOME_LOG_GLOB)
+SHADOW = LogKind("shadow", "predictions", LOG_GLOB)  # the challenger's rankings, in the prediction log's format
 
 
 def host_name() -> str:
@@ -57,7 +60,7 @@ def ship(log_dir: Path, kind: LogKind, store: str, host: str, include_today: boo
         match = _DAY.match(path.name)
         if match is None or (match["day"] >= today and not include_today):
             continue
-        key = f"{prefix}{kind.name}/{kind.name}-{match['day']}.{host}.jsonl"
+        key = f"{prefix}{kind.name}/{kind.prefix}-{match['day']}.{host}.jsonl"
         if _exists(client, bucket, key):
             continue
         with _errors(store):

@@ -91,22 +91,23 @@ def stage_batch(batch: NewLines, report_dir: Path) -> Path:
 
 
 @task(name="mirror-shipped-logs", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def mirror_shipped_logs(store: str, mirror_dir: Path) -> tuple[Path, Path]:
-    """The logs serving's hosts shipped, mirrored locally: (prediction log dir, outcome log dir)."""
-    predictions, outcomes = mirror_dir / log_store.PREDICTIONS.name, mirror_dir / log_store.OUTCOMES.name
-    fetched = log_store.mirror(store, log_store.PREDICTIONS, predictions)
-    fetched += log_store.mirror(store, log_store.OUTCOMES, outcomes)
-    get_run_logger().info("%d new shipped log files from %s", len(fetched), store)
-    return predictions, outcomes
+def mirror_shipped_logs(store: str, mirror_dir: Path) -> tuple[Path, Path, Path]:
+    """The logs serving's hosts shipped, mirrored locally: (prediction, outcome, shadow log dirs)."""
+    kinds = (log_store.PREDICTIONS, log_store.OUTCOMES, log_store.SHADOW)
+    fetched = [log_store.mirror(store, kind, mirror_dir / kind.name) for kind in kinds]
+    get_run_logger().info("%d new shipped log files from %s", sum(map(len, fetched)), store)
+    predictions, outcomes, shadow = (mirror_dir / kind.name for kind in kinds)
+    return predictions, outcomes, shadow
 
 
 @task(name="live-quality", cache_policy=NO_CACHE)
 def live_quality(
-    params: Params, log_dir: Path, outcome_dir: Path, bundle: Path, report_dir: Path
+    params: Params, log_dir: Path, outcome_dir: Path, shadow_dir: Path, bundle: Path, report_dir: Path
 ) -> tuple[dict[str, object], pd.DataFrame]:
-    """Matured outcomes joined to their answers: figures per model version, and the champion's rows."""
+    """Matured outcomes joined to their answers: figures per model version (and the shadow challenger
+    beside the champion on the same requests), and the champion's rows."""
     matured_before = dt.datetime.now(dt.UTC) - dt.timedelta(hours=params.drift.outcome_maturity_hours)
-    joined, document = live_report(log_dir, outcome_dir, matured_before, params.drift.ndcg_k)
+    joined, document = live_report(log_dir, outcome_dir, matured_before, params.drift.ndcg_k, shadow_dir)
     write_json(report_dir / LIVE_QUALITY_FILE, document, sort_keys=True)
     return document, ranking_rows(joined, str(read_lineage(bundle)["version"]))
 
@@ -189,13 +190,17 @@ def _monitor(
 ) -> MonitorOutcome:
     settings, store = get_monitoring_settings(), get_team_settings().log_store
     if store and log_dir is None:
-        log_dir, outcome_dir = mirror_shipped_logs(store, settings.log_mirror_dir)
+        log_dir, outcome_dir, shadow_dir = mirror_shipped_logs(store, settings.log_mirror_dir)
     else:
-        log_dir, outcome_dir = Path(log_dir or settings.log_dir), settings.outcome_log_dir
+        log_dir, outcome_dir, shadow_dir = (
+            Path(log_dir or settings.log_dir),
+            settings.outcome_log_dir,
+            settings.shadow_log_dir,
+        )
     cursor_path = report_dir / CURSOR_FILE
     logger = get_run_logger()
 
-    quality, champion_outcomes = live_quality(params, log_dir, outcome_dir, bundle, report_dir)
+    quality, champion_outcomes = live_quality(params, log_dir, outcome_dir, shadow_dir, bundle, report_dir)
     print(f"live quality per model version: {quality['by_model_version']}")
     batch = collect_new_predictions(log_dir, cursor_path)
     rows = count_candidate_rows(batch)

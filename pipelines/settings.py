@@ -11,10 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gigmatch.settings import DEFAULT_OUTCOME_LOG_DIR, DEFAULT_PREDICTION_LOG_DIR, read_settings
+from gigmatch.settings import DEFAULT_OUTCOME_LOG_DIR, DEFAULT_PREDICTION_LOG_DIR, DEFAULT_SHADOW_LOG_DIR, read_settings
 
 
 class TrackingSettings(BaseSettings):
@@ -33,6 +33,7 @@ class MonitoringSettings(BaseSettings):
 
     log_dir: Path = DEFAULT_PREDICTION_LOG_DIR  # GIGMATCH_LOG_DIR: the prediction log serving writes
     outcome_log_dir: Path = DEFAULT_OUTCOME_LOG_DIR  # GIGMATCH_OUTCOME_LOG_DIR: the outcomes clients report
+    shadow_log_dir: Path = DEFAULT_SHADOW_LOG_DIR  # GIGMATCH_SHADOW_LOG_DIR: the shadow challenger's rankings
     monitor_cron: Annotated[str, Field(pattern=r"^\S+( \S+){4}$")] = "0 3 * * *"  # GIGMATCH_MONITOR_CRON: five fields
     # GIGMATCH_REFERENCE_CACHE_DIR: the champion's training rows, scored once per model and data version.
     reference_cache_dir: Path = Path("reports/monitoring")
@@ -67,6 +68,27 @@ class TeamSettings(BaseSettings):
     log_store: Annotated[str | None, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] = None
     # GIGMATCH_DVC_REMOTE: the DVC remote `gigmatch data pull` and `make push` use (unset: the default one).
     dvc_remote: str | None = None
+
+
+class RolloutSettings(BaseSettings):
+    """Where a rollout puts the bundle and which servers it reloads (`pipelines.rollout`)."""
+
+    model_config = SettingsConfigDict(env_prefix="GIGMATCH_", extra="ignore", frozen=True)
+
+    # GIGMATCH_SERVING_URLS: the running servers, comma-separated (http://127.0.0.1:8000,...); empty: none.
+    serving_urls_csv: str = Field("", validation_alias="GIGMATCH_SERVING_URLS")
+    rollout_bundle_path: Path = Path("bundle")  # GIGMATCH_ROLLOUT_BUNDLE_PATH: the servers' GIGMATCH_BUNDLE_PATH
+    admin_key: SecretStr | None = None  # GIGMATCH_ADMIN_KEY: the servers' reload route needs it
+    api_key: SecretStr | None = None  # GIGMATCH_API_KEY: to read /v1/model back
+
+    @property
+    def serving_urls(self) -> tuple[str, ...]:
+        return tuple(url.strip() for url in self.serving_urls_csv.split(",") if url.strip())
+
+
+@lru_cache
+def get_rollout_settings() -> RolloutSettings:
+    return read_settings(RolloutSettings)
 
 
 @lru_cache

@@ -6,6 +6,7 @@ state, which is per thread and would be lost inside a task runner's workers.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -161,8 +162,32 @@ def alias_version(model_name: str, alias: str) -> str | None:
         raise
 
 
+CHAMPION_HISTORY_TAG = "champion_history"  # the versions `champion` has pointed to, oldest first (JSON list)
+
+
 def set_alias(model_name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(model_name, alias, version)
+
+
+def champion_history(model_name: str) -> list[str]:
+    tags = MlflowClient().get_registered_model(model_name).tags
+    try:
+        return [str(v) for v in json.loads(tags.get(CHAMPION_HISTORY_TAG, "[]"))]
+    except ValueError:
+        return []
+
+
+def record_champion(model_name: str, version: str) -> None:
+    """Append `version` to the champion history (after the alias has moved to it)."""
+    history = champion_history(model_name)
+    if not history or history[-1] != version:
+        MlflowClient().set_registered_model_tag(model_name, CHAMPION_HISTORY_TAG, json.dumps([*history, version]))
+
+
+def forget_last_champion(model_name: str) -> None:
+    """Drop the newest entry: a rollback returns to the one before it."""
+    history = champion_history(model_name)
+    MlflowClient().set_registered_model_tag(model_name, CHAMPION_HISTORY_TAG, json.dumps(history[:-1]))
 
 
 def recorded_figures(model_name: str, version: str) -> RecordedFigures:

@@ -49,7 +49,8 @@ from gigmatch.training.promotion import (
 from gigmatch.training.reports import TrainingReport, build_report, write_reports
 from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
-from pipelines.settings import get_tracking_settings
+from pipelines.rollout import rollout_flow
+from pipelines.settings import get_rollout_settings, get_tracking_settings
 
 EXAMPLE_ROWS = 5  # rows of the test frame logged with each model as its input example
 
@@ -96,6 +97,8 @@ def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
         promotion = record_decision(run_id, model_name, version, selected, champion, decision, report)
         move_alias(model_name, version, decision)  # the last registry change: everything before it succeeded
         write_training_reports(params, report, promotion, fingerprint)
+    if decision.promote and get_rollout_settings().serving_urls:
+        rollout_flow(model_name)  # the new champion to the running servers (GIGMATCH_SERVING_URLS)
     print(f"version {version} of {model_name} ({selected.name}) {decision.summary()}")
     return TrainingOutcome(selected.name, version, decision, report.metrics)
 
@@ -303,6 +306,8 @@ def record_decision(
 @task(name="move-alias", cache_policy=NO_CACHE)
 def move_alias(model_name: str, version: str, decision: Decision) -> None:
     tracking.set_alias(model_name, decision.alias, version)
+    if decision.alias == CHAMPION:
+        tracking.record_champion(model_name, version)  # what `gigmatch rollback` returns along
 
 
 @task(name="fingerprint-model", cache_policy=NO_CACHE)

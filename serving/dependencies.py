@@ -24,6 +24,7 @@ from serving.log_writer import LogWriter
 from serving.model_store import ModelStore
 from serving.prometheus import ServerMetrics
 from serving.settings import ServingSettings
+from serving.shadow import ShadowScorer
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Serving:
     outcome_log: LogWriter
     answers: Answers  # what /v1/outcomes checks reports against
     batcher: MatchBatcher
+    shadow: ShadowScorer | None = None  # the challenger, when GIGMATCH_CHALLENGER_BUNDLE_PATH is set
 
 
 def serving_of(request: Request) -> Serving:

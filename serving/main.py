@@ -33,12 +33,35 @@ from serving.model_store import ModelStore, freeze_long_lived_objects
 from serving.prometheus import ServerMetrics
 from serving.routers import admin, health, match, model, outcomes
 from serving.settings import ServingSettings
+from serving.shadow import ShadowScorer
 
 logger = logging.getLogger("gigmatch.serving")
 # A request allocates and frees a few thousand objects; at Python's default (700) that
 # set off a young-generation collection per request and a full one every ~170
 # requests, each scanning the text caches. Cycles are rare here, so collect seldom.
 _GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def _shadow(settings: ServingSettings, metrics: ServerMetrics) -> ShadowScorer | None:
+    if settings.challenger_bundle_path is None:
+        return None
+    log = LogWriter(
+        settings.shadow_log_dir,
+        log_file_name,
+        settings.log_queue_size,
+        on_drop=lambda n: metrics.shadow_dropped.inc(n),
+        flush_seconds=settings.log_flush_seconds,
+        name="shadow-log",
+    )
+    return ShadowScorer(
+        ModelStore(settings.challenger_bundle_path),
+        log,
+        settings.shadow_share,
+        settings.shadow_queue_size,
+        on_drop=lambda n: metrics.shadow_dropped.inc(n),
+        on_scored=lambda n: metrics.shadow_scored.inc(n),
+        flush_seconds=settings.log_flush_seconds,
+    )
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
@@ -72,6 +95,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         ),
         answers=Answers(settings.remembered_requests, settings.remembered_ids),
         batcher=MatchBatcher(settings.reasons, settings.batch_max_rows, settings.batch_max_wait_ms / 1000),
+        shadow=_shadow(settings, metrics),
     )
     for router in (health.router, model.router, match.router, outcomes.router, admin.router):
         app.include_router(router)
@@ -93,8 +117,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     blas_limits = threadpool_limits(limits=1)
     freeze_long_lived_objects()  # before the model: only the libraries are frozen (serving.model_store)
     _load(serving)
+    _load_challenger(serving)
     serving.prediction_log.start()
     serving.outcome_log.start()
+    if serving.shadow is not None:
+        serving.shadow.start()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no signals off the main thread
         # Off the loop, as the admin route's: a load on the loop would hold every request in flight.
@@ -102,6 +129,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = serving.store
     logger.info("serving %s", store.current.version if store.current else f"no model ({store.error})")
     yield
+    if serving.shadow is not None:
+        serving.shadow.stop()
     serving.prediction_log.stop()
     serving.outcome_log.stop()
     blas_limits.restore_original_limits()
@@ -120,8 +149,22 @@ def _load(serving: Serving) -> Bundle | None:
     return bundle
 
 
+def _load_challenger(serving: Serving) -> Bundle | None:
+    """The shadow's bundle; a failure only turns the shadow off (the champion is served either way)."""
+    if serving.shadow is None:
+        return None
+    try:
+        bundle = serving.shadow.store.load()
+    except BundleError as exc:
+        logger.error("challenger bundle not loaded, no shadow scoring: %s", exc)
+        return None
+    serving.metrics.shadowing(bundle.model_name, bundle.version)
+    return bundle
+
+
 def _reload_on_signal(serving: Serving) -> None:
     """SIGHUP's reload, in an executor thread (SIGHUP is a local signal: the OS has authenticated its sender)."""
+    _load_challenger(serving)
     bundle = _load(serving)
     if bundle is not None:
         logger.info("reloaded on SIGHUP: serving %s version %s", bundle.model_name, bundle.version)

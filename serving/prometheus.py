@@ -56,6 +56,27 @@ class ServerMetrics:
             registry=self.registry,
         )
 
+        self.shadow_scored = Counter(
+            "gigmatch_shadow_scored_total",
+            "Requests the shadow challenger ranked after their answers were sent (never returned).",
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "gigmatch_shadow_dropped_total",
+            "Requests in the shadow's share it did not rank (queue full, or it could not score them).",
+            registry=self.registry,
+        )
+        self.challenger_version = Gauge(
+            "gigmatch_challenger_info",
+            "The shadow challenger's model (value 1).",
+            ["model_name", "version"],
+            registry=self.registry,
+        )
+
+    def shadowing(self, model_name: str, version: str) -> None:
+        self.challenger_version.clear()
+        self.challenger_version.labels(model_name=model_name, version=version).set(1)
+
     def serving(self, model_name: str, version: str) -> None:
         self.model_version.clear()
         self.model_version.labels(model_name=model_name, version=version).set(1)

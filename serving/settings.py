@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gigmatch.settings import DEFAULT_OUTCOME_LOG_DIR, DEFAULT_PREDICTION_LOG_DIR
+from gigmatch.settings import DEFAULT_OUTCOME_LOG_DIR, DEFAULT_PREDICTION_LOG_DIR, DEFAULT_SHADOW_LOG_DIR
 
 
 class ServingSettings(BaseSettings):
@@ -32,6 +32,12 @@ class ServingSettings(BaseSettings):
     # request of 50 candidates, at most ~150 MB at the defaults whatever the requests' sizes.
     remembered_requests: Annotated[int, Field(ge=1)] = 200_000
     remembered_ids: Annotated[int, Field(ge=1)] = 10_000_000  # candidate ids in all, across those requests
+    # GIGMATCH_CHALLENGER_BUNDLE_PATH: a second bundle (`gigmatch export --alias challenger`) that scores
+    # GIGMATCH_SHADOW_SHARE of the requests after they are answered, into GIGMATCH_SHADOW_LOG_DIR (serving.shadow).
+    challenger_bundle_path: Path | None = None
+    shadow_share: Annotated[float, Field(ge=0, le=1)] = 1.0
+    shadow_log_dir: Path = DEFAULT_SHADOW_LOG_DIR
+    shadow_queue_size: Annotated[int, Field(ge=1)] = 2_000  # requests waiting for the challenger before dropping
 
     @field_validator("admin_key")
     @classmethod

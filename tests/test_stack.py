@@ -218,6 +218,11 @@ def test_the_lifecycle_runs_against_the_stack(stack: Stack, clone: Path) -> None
     assert outcome["status"] in {"no_drift", "warning", "drift"} and outcome["new_rows"] >= 2000, outcome
     assert (monitor.returncode == 1) == (outcome["status"] == "drift")
     assert stack.flow_runs("gigmatch-monitor")[0]["state_type"] == "COMPLETED"
+    with urllib.request.urlopen(
+        f"{env['PREFECT_API_URL']}/deployments/name/gigmatch-monitor/team", timeout=30
+    ) as answer:
+        schedules = json.loads(answer.read())["schedules"]
+    assert [entry["schedule"]["cron"] for entry in schedules] == ["0 3 * * *"]  # on its cron, too
     assert list((clone / "logs" / "shipped" / "predictions").glob("predictions-*.api-1.jsonl"))
     experiment = client.get_experiment_by_name("gigmatch-monitoring")
     gates = client.search_runs([experiment.experiment_id])

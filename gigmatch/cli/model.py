@@ -90,6 +90,45 @@ def export(
     console.print(f"exported {bundle.model_name} version {bundle.version} ({alias}) to {out}")
 
 
+@app.command("rollout")
+def rollout(
+    alias: Annotated[str, typer.Option(help="Registry alias to roll out.")] = "champion",
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Export an alias into GIGMATCH_ROLLOUT_BUNDLE_PATH and reload the servers in GIGMATCH_SERVING_URLS.
+
+    Each server must then report the new version on /v1/model (GIGMATCH_ADMIN_KEY opens the reload
+    route; GIGMATCH_API_KEY reads /v1/model). If one does not, the previous bundle is put back and the
+    servers reload it: the old model keeps serving, exit 3. The training flow runs this after a promotion.
+    """
+    from pipelines.rollout import roll_out
+    from pipelines.settings import get_rollout_settings, get_tracking_settings
+
+    settings = get_rollout_settings()
+    done = roll_out(
+        load_params(params_path).register_.model_name, alias, settings.rollout_bundle_path, settings.serving_urls,
+        settings.admin_key.get_secret_value() if settings.admin_key else None, get_tracking_settings(), console.log,
+    )  # fmt: skip
+    console.print(f"version {done.version} (was {done.previous_version}) serving on {len(done.servers)} server(s)")
+
+
+@app.command("rollback")
+def rollback(params_path: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Move `champion` back to the version that held it before, and roll that out (as `gigmatch rollout`).
+
+    Exit 3, with nothing changed, when there is no earlier champion or a server does not take it.
+    """
+    from pipelines.rollout import roll_back
+    from pipelines.settings import get_rollout_settings, get_tracking_settings
+
+    settings = get_rollout_settings()
+    done = roll_back(
+        load_params(params_path).register_.model_name, settings.rollout_bundle_path, settings.serving_urls,
+        settings.admin_key.get_secret_value() if settings.admin_key else None, get_tracking_settings(), console.log,
+    )  # fmt: skip
+    console.print(f"rolled back: version {done.version} (was {done.previous_version}) is the champion and serving")
+
+
 @app.command("serve")
 def serve(
     bundle: Annotated[Path, typer.Option(envvar="GIGMATCH_BUNDLE_PATH", help="Bundle directory to serve.")] = Path(

@@ -161,4 +161,5 @@ def ship_logs(
     settings, name = get_monitoring_settings(), host or log_store.host_name()
     shipped = log_store.ship(settings.log_dir, log_store.PREDICTIONS, store, name, include_today)
     shipped += log_store.ship(settings.outcome_log_dir, log_store.OUTCOMES, store, name, include_today)
+    shipped += log_store.ship(settings.shadow_log_dir, log_store.SHADOW, store, name, include_today)
     console.print(f"shipped {len(shipped)} file(s) to {store}" + "".join(f"\n  {key}" for key in shipped))

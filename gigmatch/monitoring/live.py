@@ -9,7 +9,10 @@ as a client reports the ones it acted on. Outcomes for a request id the log does
 not hold (another server's, or older than the log) are left out and counted.
 
 Per model version: requests, NDCG@k, MAP@k and hire recall@k (hired or better
-among the top k), the figures the training reports give on the test split.
+among the top k), the figures the training reports give on the test split. With a
+shadow challenger (`serving.shadow`, its own log), the two side by side on the very
+requests both ranked: NDCG@k, hire recall@k, the challenger's margin, and how alike
+their orders are (Spearman's correlation of the scores within a request, averaged).
 """
 
 from __future__ import annotations
@@ -103,15 +106,48 @@ def ranking_rows(joined: LiveOutcomes, model_version: str) -> pd.DataFrame:
     return pd.DataFrame({"job_id": rows["request_id"], SCORE: rows[SCORE], OUTCOME: rows[OUTCOME].astype(float)})
 
 
+def shadow_comparison(served: pd.DataFrame, shadow: pd.DataFrame, k: int) -> dict[str, object]:
+    """Champion and challenger on the matured requests both ranked (rows as `LiveOutcomes.rows`)."""
+    common = set(served["request_id"]) & set(shadow["request_id"])
+    if not common:
+        return {"requests": 0}
+    sides = {}
+    for side, rows in (("champion", served), ("challenger", shadow)):
+        part = rows[rows["request_id"].isin(common)].sort_values(["request_id", CANDIDATE_ID])
+        [figures] = quality_by_version(part.assign(model_version="both"), k).values()
+        versions = sorted(part["model_version"].astype(str).unique())
+        sides[side] = {"model_version": ", ".join(versions), **figures}
+        sides[side].pop("requests")
+    paired = served.merge(shadow, on=["request_id", CANDIDATE_ID], suffixes=("_champion", "_challenger"))
+    paired = paired[paired["request_id"].isin(common)]
+    scores = [f"{SCORE}_champion", f"{SCORE}_challenger"]
+    ranks = paired.groupby("request_id")[scores].rank().assign(request_id=paired["request_id"])
+    correlation = ranks.groupby("request_id")[scores].corr().xs(scores[0], level=1)[scores[1]]
+    ndcg = f"ndcg_at_{k}"
+    margin = None
+    if sides["champion"][ndcg] is not None and sides["challenger"][ndcg] is not None:
+        margin = round(float(sides["challenger"][ndcg]) - float(sides["champion"][ndcg]), 6)  # type: ignore[arg-type]
+    return {
+        "requests": len(common),
+        **sides,
+        f"{ndcg}_margin": margin,
+        "score_rank_correlation": round(float(correlation.mean()), 6) if correlation.notna().any() else None,
+    }
+
+
 def live_report(
-    log_dir: Path, outcome_dir: Path, matured_before: datetime, k: int
+    log_dir: Path, outcome_dir: Path, matured_before: datetime, k: int, shadow_dir: Path | None = None
 ) -> tuple[LiveOutcomes, dict[str, object]]:
-    """The join and its figures, from the two logs as they stand."""
-    joined = join_outcomes(read_answers(log_dir), read_outcome_log(outcome_dir), matured_before)
-    document = {
+    """The join and its figures, from the logs as they stand (the shadow's too, when it has one)."""
+    outcomes = read_outcome_log(outcome_dir)
+    joined = join_outcomes(read_answers(log_dir), outcomes, matured_before)
+    document: dict[str, object] = {
         "matured_before": matured_before.isoformat(),
         "by_model_version": quality_by_version(joined.rows, k),
         "outcomes_without_an_answer": joined.unmatched_outcomes,
         "requests_waiting_to_mature": joined.waiting_requests,
     }
+    if shadow_dir is not None and Path(shadow_dir).is_dir():
+        shadowed = join_outcomes(read_answers(shadow_dir), outcomes, matured_before)
+        document["shadow"] = shadow_comparison(joined.rows, shadowed.rows, k)
     return joined, document

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, HTTPException, status
 
 from gigmatch.model.bundle import BundleError
@@ -28,6 +30,10 @@ def reload(serving: ServingDep) -> Status:
     # A plain def on purpose: FastAPI runs it in its thread pool, so reading and checking the bundle
     # never holds the event loop; requests in flight keep the bundle they started with.
     previous = serving.store.current
+    if serving.shadow is not None:  # the challenger first: a rejected one only stops the shadow
+        with contextlib.suppress(BundleError):
+            bundle = serving.shadow.store.load()
+            serving.metrics.shadowing(bundle.model_name, bundle.version)
     try:
         bundle = serving.store.load()
     except BundleError as exc:
