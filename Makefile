@@ -33,7 +33,7 @@ include $(GIGMATCH_ENV_FILE)
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' $(GIGMATCH_ENV_FILE))
 endif
 
-.PHONY: help install run data repro train export serve serving-requirements push batch drift monitor monitor-serve ship-logs stack-up stack-down stack-status metrics-diff verify new-project test test-fast lint format typecheck hooks bench clean
+.PHONY: help install run data repro train export serve serving-requirements push batch drift monitor monitor-serve replay ship-logs stack-up stack-down stack-status metrics-diff verify new-project test test-fast lint format typecheck hooks bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -90,6 +90,9 @@ monitor: install ## Run the monitoring flow once: gate new prediction-log lines,
 monitor-serve: install ## Monitoring on GIGMATCH_MONITOR_CRON: served here until stopped, or deployed on GIGMATCH_WORK_POOL
 	gigmatch monitor --serve
 
+replay: install ## Replay the marketplace against a running server (make serve), e.g. REPLAY_ARGS="--scenario concept --drift-from-day 5"
+	gigmatch replay $(REPLAY_ARGS)
+
 ship-logs: install ## Ship serving's finished daily logs to GIGMATCH_LOG_STORE (s3://...)
 	gigmatch ship-logs
 
@@ -115,7 +118,7 @@ verify: install ## Reproduce the committed pipeline in a scratch clone; compare 
 TEST_WORKERS ?= auto
 
 test: install ## Install, then run the test suite (one worker per core: TEST_WORKERS=0 for one process)
-	pytest -n $(TEST_WORKERS) --dist loadgroup
+	pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 test-fast: install ## Run the suite without the slow tests (nor the client-project lifecycle)
 	pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not template"

@@ -150,7 +150,9 @@ class Stack:
         return self.prefect("/flow_runs/filter", {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"})
 
 
-@pytest.fixture(scope="module")
+# Session scope: pytest-xdist keeps this module's tests on one worker (their xdist group) but may run
+# other modules' tests between them, which would tear a module-scoped stack down and start another.
+@pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     directory = Path(tempfile.mkdtemp(prefix="gigmatch-stack-", dir="/tmp"))
     os.chmod(directory, 0o755)  # PostgreSQL runs as its own user and walks through here to its data
@@ -168,7 +170,7 @@ def stack() -> Iterator[Stack]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clone(stack: Stack) -> Path:
     """Clone B: the data pulled from the stack's S3 remote, where clone A pushed it."""
     first, second = _clone(stack.dir / "a"), _clone(stack.dir / "b")

@@ -4,6 +4,7 @@ first, the children of a server too; and a failed `stack up` stops what it start
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,6 +75,13 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
 def test_a_failed_up_stops_what_it_started_and_names_the_setting() -> None:
     directory = Path(tempfile.mkdtemp(prefix="gigmatch-stack-fail-", dir="/tmp"))
     os.chmod(directory, 0o755)
+    try:
+        _fail_up(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _fail_up(directory: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -21,7 +21,7 @@ import typer
 # Typer vendors its own click; its exceptions live here.
 from typer._click import exceptions as click_errors
 
-from gigmatch.cli import data, model, monitor, project, repro, stack  # noqa: F401  (each registers its commands)
+from gigmatch.cli import data, model, monitor, project, replay, repro, stack  # noqa: F401  (each registers its commands)
 from gigmatch.cli.app import app, console
 from gigmatch.errors import ExitCode, GigmatchError
 
