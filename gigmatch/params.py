@@ -157,9 +157,18 @@ class RegisterParams(_Section):
     model_name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
+class OnlineEvidenceParams(_Section):
+    """What a challenger must show on live traffic (as the shadow, `serving.shadow`) before it replaces the champion."""
+
+    required: bool  # true: an offline pass makes a challenger; the monitoring flow promotes it on evidence
+    min_matured_requests: Annotated[int, Field(ge=1)]  # requests both ranked, with matured outcomes
+    min_ndcg_margin: float  # the challenger's live NDCG@10 minus the champion's, on those requests
+
+
 class PromoteParams(_Section):
     min_improvement: Annotated[float, Field(ge=0)]
     min_fairness_ratio: Annotated[float, Field(ge=0, le=1)]
+    online: OnlineEvidenceParams
 
 
 DriftMethod = Literal["wasserstein", "jensenshannon", "psi"]

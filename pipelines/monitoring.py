@@ -38,9 +38,11 @@ from gigmatch.monitoring.live import live_report, ranking_rows
 from gigmatch.monitoring.log_cursor import NewLines, new_lines, read_cursor, save_cursor
 from gigmatch.monitoring.prediction_log import candidate_count
 from gigmatch.params import Params, load_params
+from gigmatch.training.promotion import CHALLENGER, CHAMPION, decide_online
 from pipelines import log_store, tracking
 from pipelines.evidently_report import build_html_report
-from pipelines.settings import get_monitoring_settings, get_team_settings, get_tracking_settings
+from pipelines.rollout import rollout_flow
+from pipelines.settings import get_monitoring_settings, get_rollout_settings, get_team_settings, get_tracking_settings
 from pipelines.training import TrainingOutcome, run_training
 
 CURSOR_FILE = "monitor_cursor.json"
@@ -58,6 +60,7 @@ class MonitorOutcome:
     batch: Path | None = None
     gate: GateOutcome | None = None
     retraining: TrainingOutcome | None = None
+    online_promotion: dict[str, object] | None = None  # the challenger judged on its live evidence (promote.online)
 
 
 @task(name="collect-new-predictions", cache_policy=NO_CACHE)
@@ -112,6 +115,29 @@ def live_quality(
     return document, ranking_rows(joined, str(read_lineage(bundle)["version"]))
 
 
+@task(name="promote-on-evidence", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def promote_on_evidence(params: Params, quality: dict[str, object]) -> dict[str, object] | None:
+    """With promote.online.required: the challenger becomes champion once its shadow's live figures beat
+    the champion's on enough matured requests (then it is rolled out to GIGMATCH_SERVING_URLS)."""
+    evidence = quality.get("shadow")
+    if not isinstance(evidence, dict):
+        return None
+    settings = get_tracking_settings()
+    tracking.configure(settings)
+    name = params.register_.model_name
+    challenger = tracking.alias_version(name, CHALLENGER)
+    if challenger is None or challenger == tracking.alias_version(name, CHAMPION):
+        return None
+    decision = decide_online(evidence, challenger, params.promote.online)
+    print(f"challenger {challenger} online: {decision.summary()}")
+    if decision.promote:
+        tracking.set_alias(name, CHAMPION, challenger)
+        tracking.record_champion(name, challenger)
+        if get_rollout_settings().serving_urls:
+            rollout_flow(name)
+    return {"challenger_version": challenger, "promote": decision.promote, "reasons": decision.reasons}
+
+
 @task(name="drift-gate", cache_policy=NO_CACHE)
 def drift_gate(params: Params, batch: Path, bundle: Path, report_dir: Path, outcomes: pd.DataFrame) -> GateOutcome:
     cache_dir = get_monitoring_settings().reference_cache_dir
@@ -151,6 +177,7 @@ def outcome_summary(outcome: MonitorOutcome) -> dict[str, object]:
         "verdict": None if outcome.gate is None else str(outcome.gate.verdict_path),
         "retrained_version": None if outcome.retraining is None else outcome.retraining.version,
         "live_quality": outcome.live_quality,
+        "online_promotion": outcome.online_promotion,
     }
 
 
@@ -202,11 +229,12 @@ def _monitor(
 
     quality, champion_outcomes = live_quality(params, log_dir, outcome_dir, shadow_dir, bundle, report_dir)
     print(f"live quality per model version: {quality['by_model_version']}")
+    online = promote_on_evidence(params, quality) if params.promote.online.required else None
     batch = collect_new_predictions(log_dir, cursor_path)
     rows = count_candidate_rows(batch)
     if rows < params.drift.min_current_rows:
         logger.info("%d new rows in %s, fewer than %d: waiting for more", rows, log_dir, params.drift.min_current_rows)
-        return MonitorOutcome("waiting", rows, quality)
+        return MonitorOutcome("waiting", rows, quality, online_promotion=online)
 
     staged = stage_batch(batch, report_dir)
     gate = drift_gate(params, staged, bundle, report_dir, champion_outcomes)
@@ -218,11 +246,11 @@ def _monitor(
         f"failed blocking rules {failed}; warnings {warned}"
     )
     if not gate.verdict.drift_detected:
-        return MonitorOutcome(gate.verdict.status, rows, quality, staged, gate)
+        return MonitorOutcome(gate.verdict.status, rows, quality, staged, gate, online_promotion=online)
     retraining = run_training(params_path) if retrain_on_drift else None
     if retraining is not None:
         print(f"retrained: version {retraining.version}, {retraining.decision.summary()}")
-    return MonitorOutcome("drift", rows, quality, staged, gate, retraining)
+    return MonitorOutcome("drift", rows, quality, staged, gate, retraining, online)
 
 
 def serve_monitoring(params_path: Path = Path("params.yaml"), bundle: Path = Path("bundle")) -> None:

@@ -43,6 +43,7 @@ from gigmatch.training.promotion import (
     GateError,
     GateFigures,
     decide,
+    hold_for_online_evidence,
     promotion_record,
     split_tag,
 )
@@ -282,7 +283,8 @@ def gate_champion(
         references.test["skill_overlap"]["ndcg_at_10"],
         report.fairness.ratio,
     )
-    return decide(figures, params.promote.min_improvement, params.promote.min_fairness_ratio)
+    decision = decide(figures, params.promote.min_improvement, params.promote.min_fairness_ratio)
+    return hold_for_online_evidence(decision, champion.version, params.promote.online)
 
 
 @task(name="record-decision", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import math
 
-from gigmatch.training.promotion import CHALLENGER, CHAMPION, GateFigures, decide
+import pytest
+
+from gigmatch.params import OnlineEvidenceParams
+from gigmatch.training.promotion import (
+    CHALLENGER,
+    CHAMPION,
+    GateFigures,
+    decide,
+    decide_online,
+    hold_for_online_evidence,
+)
 
 
 def _figures(
@@ -38,3 +48,35 @@ def test_fairness_bound_and_undefined_fairness_block_promotion() -> None:
     assert not decide(_figures(fairness=0.69), 0.0, 0.7).promote
     assert not decide(_figures(fairness=math.nan), 0.0, 0.7).promote
     assert "fairness" in decide(_figures(fairness=0.5), 0.0, 0.7).summary()
+
+
+ONLINE = OnlineEvidenceParams(required=True, min_matured_requests=100, min_ndcg_margin=0.01)
+
+
+def _evidence(version: str, requests: int, margin: float | None) -> dict[str, object]:
+    return {"requests": requests, "challenger": {"model_version": version}, "ndcg_at_10_margin": margin}
+
+
+def test_with_online_evidence_required_an_offline_pass_waits_as_challenger() -> None:
+    passed = decide(GateFigures(0.60, 0.55, 0.40, 0.9), 0.002, 0.7)
+    held = hold_for_online_evidence(passed, "3", ONLINE)
+    assert (held.promote, held.alias) == (False, CHALLENGER) and "waiting: live evidence" in held.reasons[-1]
+    assert hold_for_online_evidence(passed, None, ONLINE) == passed  # the first model has nobody to shadow
+    assert hold_for_online_evidence(passed, "3", ONLINE.model_copy(update={"required": False})) == passed
+
+
+@pytest.mark.parametrize(
+    ("evidence", "promote", "word"),
+    [
+        (_evidence("4", 150, 0.02), True, "passed"),
+        (_evidence("4", 150, 0.005), False, "failed"),  # better, but not by the margin
+        (_evidence("4", 150, -0.03), False, "failed"),  # worse online: it stays challenger
+        (_evidence("4", 99, 0.20), False, "waiting"),  # too few matured requests yet
+        (_evidence("5", 500, 0.20), False, "waiting"),  # the shadow scores another version
+        ({"requests": 0}, False, "waiting"),
+    ],
+)
+def test_the_online_rule(evidence: dict[str, object], promote: bool, word: str) -> None:
+    decision = decide_online(evidence, "4", ONLINE)
+    assert decision.promote is promote and decision.alias == (CHAMPION if promote else CHALLENGER)
+    assert decision.reasons[0].startswith(word), decision.reasons

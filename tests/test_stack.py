@@ -2,8 +2,10 @@
 and Prometheus, started by `gigmatch stack up` on loopback, the lifecycle run against them from fresh
 clones, a worker killed mid-run, bad settings, and `gigmatch stack down` leaving no process behind.
 
-The tests of this module share one stack and run in order (one xdist group); `.ci/run` installs the
-Debian packages (postgresql, prometheus). A server that is missing fails the first test: nothing skips.
+One test, in steps, on one stack: pytest-xdist's groups do not hold here (pytest 9 with xdist 3.8 spread a
+group's tests over both workers, each of which then started a stack on the same ports), and every step
+needs what the ones before it left. `.ci/run` installs the Debian packages (postgresql, prometheus). A
+server that is missing fails the test: nothing skips.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pytest
 from gigmatch.data.snapshot import read_tables
 from tests.conftest import request_for
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 GIGMATCH = str(Path(sys.executable).with_name("gigmatch"))
@@ -150,9 +152,7 @@ class Stack:
         return self.prefect("/flow_runs/filter", {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"})
 
 
-# Session scope: pytest-xdist keeps this module's tests on one worker (their xdist group) but may run
-# other modules' tests between them, which would tear a module-scoped stack down and start another.
-@pytest.fixture(scope="session")
+@pytest.fixture
 def stack() -> Iterator[Stack]:
     directory = Path(tempfile.mkdtemp(prefix="gigmatch-stack-", dir="/tmp"))
     os.chmod(directory, 0o755)  # PostgreSQL runs as its own user and walks through here to its data
@@ -170,8 +170,16 @@ def stack() -> Iterator[Stack]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def clone(stack: Stack) -> Path:
+def test_the_team_stack_end_to_end(stack: Stack) -> None:
+    _every_server_is_healthy(stack)
+    clone = _clone_with_data_from_s3(stack)
+    _the_lifecycle_runs_against_the_stack(stack, clone)
+    _a_killed_worker_leaves_the_champion_and_the_next_run_succeeds(stack, clone)
+    _bad_settings_fail_fast_naming_the_service_and_the_setting(stack, clone)
+    _down_stops_every_process_and_the_data_survives(stack)
+
+
+def _clone_with_data_from_s3(stack: Stack) -> Path:
     """Clone B: the data pulled from the stack's S3 remote, where clone A pushed it."""
     first, second = _clone(stack.dir / "a"), _clone(stack.dir / "b")
     env = stack.client_env
@@ -184,14 +192,14 @@ def clone(stack: Stack) -> Path:
     return second
 
 
-def test_every_server_is_healthy(stack: Stack) -> None:
+def _every_server_is_healthy(stack: Stack) -> None:
     services = {service["name"]: service for service in json.loads(stack.command("status", "--json").stdout)}
     assert list(services) == ["postgres", "s3", "mlflow", "prefect", "worker", "prometheus"]
     assert all(service["healthy"] and service["pid"] for service in services.values()), services
     print(f"whole stack, idle: {sum(s['rss_bytes'] for s in services.values()) / 2**20:,.0f} MiB resident")
 
 
-def test_the_lifecycle_runs_against_the_stack(stack: Stack, clone: Path) -> None:
+def _the_lifecycle_runs_against_the_stack(stack: Stack, clone: Path) -> None:
     env = stack.client_env
     repro = _run([sys.executable, "-m", "dvc", "repro"], clone, env)
     assert "completed on pool gigmatch" in repro.stdout + repro.stderr
@@ -285,7 +293,7 @@ def _ok(url: str) -> bool:
         return False
 
 
-def test_a_killed_worker_leaves_the_champion_and_the_next_run_succeeds(stack: Stack, clone: Path) -> None:
+def _a_killed_worker_leaves_the_champion_and_the_next_run_succeeds(stack: Stack, clone: Path) -> None:
     env, client = stack.client_env, stack.mlflow()
     champion = client.get_model_version_by_alias(MODEL, "champion").version
     before = len(stack.flow_runs("gigmatch-train-on-worker"))
@@ -321,7 +329,7 @@ def test_a_killed_worker_leaves_the_champion_and_the_next_run_succeeds(stack: St
     assert "completed on pool gigmatch" in again.stderr + again.stdout
 
 
-def test_bad_settings_fail_fast_naming_the_service_and_the_setting(stack: Stack, clone: Path) -> None:
+def _bad_settings_fail_fast_naming_the_service_and_the_setting(stack: Stack, clone: Path) -> None:
     env = stack.client_env
 
     def failing(args: list[str], overrides: dict[str, str]) -> str:
@@ -350,7 +358,7 @@ def test_bad_settings_fail_fast_naming_the_service_and_the_setting(stack: Stack,
     _run([GIGMATCH, "export", "--out", "bundle-x"], clone, env)
 
 
-def test_down_stops_every_process_and_the_data_survives(stack: Stack) -> None:
+def _down_stops_every_process_and_the_data_survives(stack: Stack) -> None:
     pids = _state_pids(stack.dir / "stack")
     assert len(pids) >= 7  # six servers, MLflow's worker process among their children
     began = time.monotonic()

@@ -14,10 +14,11 @@ Otherwise the model becomes the `challenger` and every failed condition is named
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from gigmatch.errors import GigmatchError
-from gigmatch.params import SplitParams
+from gigmatch.params import OnlineEvidenceParams, SplitParams
 
 
 class GateError(GigmatchError, RuntimeError):
@@ -90,6 +91,33 @@ def decide(figures: GateFigures, min_improvement: float, min_fairness_ratio: flo
     if failed:
         return Decision(False, CHALLENGER, [f"failed: {r}" for r in failed] + [f"passed: {r}" for r in passed], figures)
     return Decision(True, CHAMPION, [f"passed: {r}" for r in passed], figures)
+
+
+def hold_for_online_evidence(
+    decision: Decision, champion_version: str | None, online: OnlineEvidenceParams
+) -> Decision:
+    """With `promote.online.required`, an offline pass over a champion makes a challenger: live evidence decides."""
+    if not (online.required and decision.promote and champion_version is not None):
+        return decision
+    waiting = f"waiting: live evidence against champion {champion_version} as its shadow (promote.online)"
+    return Decision(False, CHALLENGER, [*decision.reasons, waiting], decision.figures)
+
+
+def decide_online(evidence: Mapping[str, object], challenger_version: str, online: OnlineEvidenceParams) -> Decision:
+    """The challenger against the champion on the live requests both ranked (`live.shadow_comparison`)."""
+    challenger = evidence.get("challenger")
+    shadowed = str(challenger.get("model_version")) if isinstance(challenger, Mapping) else None
+    requests = int(evidence.get("requests", 0))  # type: ignore[call-overload]
+    margin = evidence.get("ndcg_at_10_margin")
+    if shadowed != challenger_version:
+        return Decision(False, CHALLENGER, [f"waiting: the shadow scores version {shadowed}, not {challenger_version}"])
+    if requests < online.min_matured_requests or not isinstance(margin, int | float):
+        need = online.min_matured_requests
+        return Decision(False, CHALLENGER, [f"waiting: {requests} matured requests both ranked, {need} needed"])
+    line = f"live NDCG@10 margin {margin:+.4f} over {requests} requests vs {online.min_ndcg_margin:+.4f}"
+    if margin >= online.min_ndcg_margin:
+        return Decision(True, CHAMPION, [f"passed: {line}"])
+    return Decision(False, CHALLENGER, [f"failed: {line}"])
 
 
 def promotion_record(
