@@ -149,7 +149,7 @@ def _service(name: str) -> Service:
 
 
 def _check_port_free(service: Service, ctx: Context) -> None:
-    port = int(service.url(ctx).rsplit(":", 1)[1].split("/", 1)[0])
+    port = service.port(ctx)
     if port_open(HOST, port):
         raise StackError(
             f"{service.name}: port {port} on {HOST} is already taken by a process this stack did not start "

@@ -90,6 +90,7 @@ class Context:
 class Service:
     name: str
     purpose: str
+    port: Callable[[Context], int]  # the loopback port it listens on (what `up` checks is free first)
     url: Callable[[Context], str]
     start: Callable[[Context], Started]
     ready: Callable[[Context], bool]
@@ -270,26 +271,32 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "postgres",
         "the database of the MLflow and Prefect servers (runs, registry, flow runs)",
+        lambda ctx: ctx.settings.postgres_port,
         lambda ctx: f"postgresql://{HOST}:{ctx.settings.postgres_port}",
         _start_postgres,
         lambda ctx: postgres.is_ready(ctx.settings.postgres_port, ctx.credentials.postgres_password),
         _postgres_databases,
         (signal.SIGINT,),  # PostgreSQL's fast shutdown: ends sessions, writes a checkpoint
     ),
-    Service("s3", "object storage: the DVC remote, MLflow's artifacts, shipped logs", lambda ctx: ctx.s3_url,
+    Service("s3", "object storage: the DVC remote, MLflow's artifacts, shipped logs",
+            lambda ctx: ctx.settings.s3_port, lambda ctx: ctx.s3_url,
             _start_s3, _s3_ready),
-    Service("mlflow", "tracking server and model registry (artifacts proxied to S3)", lambda ctx: ctx.mlflow_url,
+    Service("mlflow", "tracking server and model registry (artifacts proxied to S3)",
+            lambda ctx: ctx.settings.mlflow_port, lambda ctx: ctx.mlflow_url,
             _start_mlflow, lambda ctx: http_ok(f"{ctx.mlflow_url}/health")),
-    Service("prefect", "orchestration API: deployments, schedules, flow-run state", lambda ctx: ctx.prefect_api_url,
+    Service("prefect", "orchestration API: deployments, schedules, flow-run state",
+            lambda ctx: ctx.settings.prefect_port, lambda ctx: ctx.prefect_api_url,
             _start_prefect, _prefect_ready, _work_pool),
     Service(
         "worker",
         "process worker: runs the deployments' flow runs from the checkout",
+        lambda ctx: ctx.settings.worker_port,
         lambda ctx: f"http://{HOST}:{ctx.settings.worker_port}/health",
         _start_worker,
         lambda ctx: http_ok(f"http://{HOST}:{ctx.settings.worker_port}/health"),
         stop_signals=(signal.SIGTERM, signal.SIGTERM),  # the first only interrupts its flow runs
     ),
-    Service("prometheus", "scrapes the API's /metrics", lambda ctx: ctx.prometheus_url, _start_prometheus,
+    Service("prometheus", "scrapes the API's /metrics", lambda ctx: ctx.settings.prometheus_port,
+            lambda ctx: ctx.prometheus_url, _start_prometheus,
             lambda ctx: http_ok(f"{ctx.prometheus_url}/-/ready")),
 )  # fmt: skip
