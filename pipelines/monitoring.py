@@ -10,6 +10,10 @@ cursor only after the gate has judged those lines. Too few new rows to judge (th
 thresholds are calibrated for `drift.min_current_rows`) and the lines wait for the
 next run. On drift it starts the training flow as a subflow; that flow promotes a
 new champion only through its own gate, so monitoring can never ship a worse model.
+With the marketplace's records (GIGMATCH_MARKET_DIR) it first grows the snapshot by
+the matured outcomes joined back to their jobs and freelancers (`gigmatch.data.feedback`)
+and commits that as a new DVC data version (data.dvc), the one the retraining trains on:
+its md5 is the model's lineage `data_md5`, the one it grew from a tag of the run.
 
 With GIGMATCH_LOG_STORE set, the logs are those serving's hosts shipped to object storage
 (`pipelines.log_store`), mirrored first. Each run's outcome goes to `monitor_outcome.json`, and,
@@ -24,17 +28,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from gigmatch.data.feedback import DataVersion, commit_data_version, grow_snapshot, read_market
+from gigmatch.data.pinning import run_dvc
+from gigmatch.data.snapshot import read_tables
 from gigmatch.files import atomic_write_text, write_json
 from gigmatch.model.bundle import read_lineage
+from gigmatch.monitoring.frame import OUTCOME
 from gigmatch.monitoring.gate import GateOutcome, run_gate
-from gigmatch.monitoring.live import live_report, ranking_rows
+from gigmatch.monitoring.live import LiveOutcomes, live_report, ranking_rows
 from gigmatch.monitoring.log_cursor import NewLines, new_lines, read_cursor, save_cursor
 from gigmatch.monitoring.prediction_log import candidate_count
 from gigmatch.params import Params, load_params
@@ -60,6 +68,7 @@ class MonitorOutcome:
     batch: Path | None = None
     gate: GateOutcome | None = None
     retraining: TrainingOutcome | None = None
+    data_version: DataVersion | None = None  # the snapshot grown by the matured outcomes, retrained on
     online_promotion: dict[str, object] | None = None  # the challenger judged on its live evidence (promote.online)
 
 
@@ -106,13 +115,34 @@ def mirror_shipped_logs(store: str, mirror_dir: Path) -> tuple[Path, Path, Path]
 @task(name="live-quality", cache_policy=NO_CACHE)
 def live_quality(
     params: Params, log_dir: Path, outcome_dir: Path, shadow_dir: Path, bundle: Path, report_dir: Path
-) -> tuple[dict[str, object], pd.DataFrame]:
+) -> tuple[dict[str, object], LiveOutcomes, pd.DataFrame]:
     """Matured outcomes joined to their answers: figures per model version (and the shadow challenger
-    beside the champion on the same requests), and the champion's rows."""
+    beside the champion on the same requests), the join, and the champion's rows."""
     matured_before = dt.datetime.now(dt.UTC) - dt.timedelta(hours=params.drift.outcome_maturity_hours)
     joined, document = live_report(log_dir, outcome_dir, matured_before, params.drift.ndcg_k, shadow_dir)
     write_json(report_dir / LIVE_QUALITY_FILE, document, sort_keys=True)
-    return document, ranking_rows(joined, str(read_lineage(bundle)["version"]))
+    return document, joined, ranking_rows(joined, str(read_lineage(bundle)["version"]))
+
+
+@task(name="grow-data-version", cache_policy=NO_CACHE)
+def grow_data_version(params: Params, joined: LiveOutcomes, market_dir: Path) -> DataVersion | None:
+    """The pinned snapshot plus the matured outcomes, as a new DVC data version (pushed with GIGMATCH_DVC_REMOTE)."""
+    logger = get_run_logger()
+    matured = joined.rows.loc[:, ["job_id", "freelancer_id", OUTCOME]].astype({"job_id": "int64"})
+    grown = grow_snapshot(read_tables(params.data.dir), read_market(market_dir), matured)
+    for note in grown.notes:
+        logger.warning(note)
+    if not grown.added.get("applications"):
+        logger.info("no matured outcome adds to the snapshot (%s): retraining on the pinned data", grown.summary())
+        return None
+    version = commit_data_version(grown, params.data.dir, Path.cwd())
+    print(f"new data version {version.md5} (from {version.parent_md5}): {grown.summary()}")
+    remote = get_team_settings().dvc_remote
+    if remote:
+        pushed = run_dvc(["push", "-r", remote, f"{Path(params.data.dir).name}.dvc"], Path.cwd())
+        if pushed.returncode != 0:
+            raise RuntimeError(f"dvc push to {remote} failed: {pushed.stderr.strip()[-500:]}")
+    return version
 
 
 @task(name="promote-on-evidence", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
@@ -176,6 +206,7 @@ def outcome_summary(outcome: MonitorOutcome) -> dict[str, object]:
         "warnings": [] if verdict is None else list(verdict.warnings),
         "verdict": None if outcome.gate is None else str(outcome.gate.verdict_path),
         "retrained_version": None if outcome.retraining is None else outcome.retraining.version,
+        "data_version": None if outcome.data_version is None else asdict(outcome.data_version),
         "live_quality": outcome.live_quality,
         "online_promotion": outcome.online_promotion,
     }
@@ -227,7 +258,7 @@ def _monitor(
     cursor_path = report_dir / CURSOR_FILE
     logger = get_run_logger()
 
-    quality, champion_outcomes = live_quality(params, log_dir, outcome_dir, shadow_dir, bundle, report_dir)
+    quality, joined, champion_outcomes = live_quality(params, log_dir, outcome_dir, shadow_dir, bundle, report_dir)
     print(f"live quality per model version: {quality['by_model_version']}")
     online = promote_on_evidence(params, quality) if params.promote.online.required else None
     batch = collect_new_predictions(log_dir, cursor_path)
@@ -247,10 +278,14 @@ def _monitor(
     )
     if not gate.verdict.drift_detected:
         return MonitorOutcome(gate.verdict.status, rows, quality, staged, gate, online_promotion=online)
-    retraining = run_training(params_path) if retrain_on_drift else None
-    if retraining is not None:
-        print(f"retrained: version {retraining.version}, {retraining.decision.summary()}")
-    return MonitorOutcome("drift", rows, quality, staged, gate, retraining, online)
+    if not retrain_on_drift or (online or {}).get("promote"):
+        if retrain_on_drift:  # judged on the traffic of the model this run replaced: the new one gets its own
+            print(f"not retraining: challenger {online['challenger_version']} was promoted on this run")  # type: ignore[index]
+        return MonitorOutcome("drift", rows, quality, staged, gate, online_promotion=online)
+    data_version = grow_data_version(params, joined, settings.market_dir) if settings.market_dir else None
+    retraining = run_training(params_path, data_version.tags() if data_version else None)
+    print(f"retrained: version {retraining.version}, {retraining.decision.summary()}")
+    return MonitorOutcome("drift", rows, quality, staged, gate, retraining, data_version, online)
 
 
 def serve_monitoring(params_path: Path = Path("params.yaml"), bundle: Path = Path("bundle")) -> None:

@@ -6,6 +6,10 @@ route, with GIGMATCH_ADMIN_KEY), and checks that `/v1/model` then reports the ne
 server refuses it or reports another version, the bundle that served before is put back and the
 servers reload it, so the old model keeps serving and the command fails naming the server.
 
+The challenger goes out the same way to the servers' shadow (`shadow=True`): exported into the
+bundle their GIGMATCH_CHALLENGER_BUNDLE_PATH names (GIGMATCH_ROLLOUT_CHALLENGER_PATH here), reloaded,
+and checked on their `/metrics` (`gigmatch_challenger_info`), since it never answers a request.
+
 A rollback moves `champion` to the version that held it before (the registry keeps the history in
 the registered model's `champion_history` tag, appended each time the alias moves) and rolls that
 out. The Prefect flow `gigmatch-rollout` is the same step for the training flow to call after a
@@ -15,6 +19,7 @@ promotion, or to run alone.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -26,7 +31,7 @@ from prefect import flow, get_run_logger
 
 from gigmatch.errors import GigmatchError
 from gigmatch.files import staged_directory
-from gigmatch.training.promotion import CHAMPION
+from gigmatch.training.promotion import CHALLENGER, CHAMPION
 from pipelines import tracking
 from pipelines.export import export_bundle
 from pipelines.settings import TrackingSettings, get_rollout_settings, get_tracking_settings
@@ -54,8 +59,10 @@ def roll_out(
     admin_key: str | None,
     settings: TrackingSettings,
     log: Callable[[str], None] = print,
+    shadow: bool = False,
 ) -> Rollout:
-    """Export `alias` into `bundle`, reload every server, check each serves it; put the old one back if not."""
+    """Export `alias` into `bundle`, reload every server, check each serves it (or shadows it, with
+    `shadow`: `bundle` is then the servers' challenger bundle); put the old one back if not."""
     if servers and not admin_key:
         raise RolloutError("GIGMATCH_ADMIN_KEY is not set: the servers' reload route needs it")
     previous = _keep_previous(bundle)
@@ -64,15 +71,15 @@ def roll_out(
     log(f"exported {model_name} version {exported.version} ({alias}) to {bundle}")
     try:
         for server in servers:
-            _reload(server, admin_key or "", exported.version)
-            log(f"{server}: serving version {exported.version}")
+            _reload(server, admin_key or "", exported.version, shadow)
+            log(f"{server}: {'shadowing' if shadow else 'serving'} version {exported.version}")
     except RolloutError:
         if previous is not None:
             with staged_directory(bundle) as staging:
                 shutil.copytree(previous, staging, dirs_exist_ok=True)
             for server in servers:  # those that took the new one go back; the others never left the old
                 try:
-                    _reload(server, admin_key or "", old_version)
+                    _reload(server, admin_key or "", old_version, shadow)
                 except RolloutError as exc:
                     log(f"{server}: could not reload the previous bundle either: {exc}")
         raise
@@ -117,6 +124,25 @@ def rollout_flow(model_name: str, alias: str = CHAMPION) -> Rollout:
     return done
 
 
+@flow(name="gigmatch-shadow-rollout", log_prints=True)
+def shadow_rollout_flow(model_name: str) -> Rollout | None:
+    """The challenger to the servers' shadow (GIGMATCH_ROLLOUT_CHALLENGER_PATH), if they have one."""
+    settings = get_rollout_settings()
+    if settings.rollout_challenger_path is None or not settings.serving_urls:
+        return None
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    try:
+        done = roll_out(
+            model_name, CHALLENGER, settings.rollout_challenger_path, settings.serving_urls, admin_key,
+            get_tracking_settings(), get_run_logger().info, shadow=True,
+        )  # fmt: skip
+    except RolloutError as exc:  # the champion serves on, untouched: the shadow waits for the next challenger
+        get_run_logger().error("the challenger did not reach the shadow: %s", exc)
+        return None
+    print(f"shadow: version {done.version} (was {done.previous_version}) on {len(done.servers)} server(s)")
+    return done
+
+
 def _keep_previous(bundle: Path) -> Path | None:
     """A copy of the bundle that serves now, beside it, to put back if the rollout fails."""
     if not (bundle / "lineage.json").exists():
@@ -134,9 +160,15 @@ def _version_in(bundle: Path) -> str | None:
         return None
 
 
-def _reload(server: str, admin_key: str, expected: str | None) -> None:
+def _reload(server: str, admin_key: str, expected: str | None, shadow: bool = False) -> None:
     base = server.rstrip("/")
     answer = _call(f"{base}/v1/admin/reload", {"X-Admin-Key": admin_key}, method="POST")
+    if shadow:
+        shadowed = _CHALLENGER_INFO.search(_text(f"{base}/metrics"))
+        version = shadowed.group(1) if shadowed else None
+        if expected is not None and version != expected:
+            raise RolloutError(f"{server} shadows version {version} after the reload, not {expected}")
+        return
     api_key = get_rollout_settings().api_key
     client = {"X-API-Key": api_key.get_secret_value()} if api_key else {}
     serving = _call(f"{base}/v1/model", client).get("version")
@@ -144,11 +176,18 @@ def _reload(server: str, admin_key: str, expected: str | None) -> None:
         raise RolloutError(f"{server} reports version {serving} after the reload, not {expected} ({answer})")
 
 
+_CHALLENGER_INFO = re.compile(r'^gigmatch_challenger_info\{[^}]*version="([^"]*)"[^}]*\} 1(?:\.0)?$', re.MULTILINE)
+
+
 def _call(url: str, headers: dict[str, str], method: str = "GET") -> dict[str, object]:
-    request = urllib.request.Request(url, headers=headers, method=method, data=b"" if method == "POST" else None)
+    return json.loads(_text(url, headers, method) or "{}")
+
+
+def _text(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> str:
+    request = urllib.request.Request(url, headers=headers or {}, method=method, data=b"" if method == "POST" else None)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return json.loads(response.read() or b"{}")
+            return response.read().decode()
     except urllib.error.HTTPError as exc:
         detail = exc.read(500).decode(errors="replace")
         raise RolloutError(f"{url}: HTTP {exc.code} {detail}") from exc

@@ -39,6 +39,9 @@ class MonitoringSettings(BaseSettings):
     reference_cache_dir: Path = Path("reports/monitoring")
     # GIGMATCH_LOG_MIRROR_DIR: where the logs shipped to GIGMATCH_LOG_STORE are mirrored to be gated.
     log_mirror_dir: Path = Path("logs/shipped")
+    # GIGMATCH_MARKET_DIR: the marketplace's exports of its jobs and freelancers (`gigmatch.data.feedback`):
+    # with it, a retraining on drift trains on the snapshot plus the matured outcomes, as a new data version.
+    market_dir: Path | None = None
 
 
 @lru_cache
@@ -78,6 +81,8 @@ class RolloutSettings(BaseSettings):
     # GIGMATCH_SERVING_URLS: the running servers, comma-separated (http://127.0.0.1:8000,...); empty: none.
     serving_urls_csv: str = Field("", validation_alias="GIGMATCH_SERVING_URLS")
     rollout_bundle_path: Path = Path("bundle")  # GIGMATCH_ROLLOUT_BUNDLE_PATH: the servers' GIGMATCH_BUNDLE_PATH
+    # GIGMATCH_ROLLOUT_CHALLENGER_PATH: the servers' GIGMATCH_CHALLENGER_BUNDLE_PATH; unset: no shadow rollout.
+    rollout_challenger_path: Path | None = None
     admin_key: SecretStr | None = None  # GIGMATCH_ADMIN_KEY: the servers' reload route needs it
     api_key: SecretStr | None = None  # GIGMATCH_API_KEY: to read /v1/model back
 

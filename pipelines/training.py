@@ -38,6 +38,7 @@ from gigmatch.training.fitting import (
     train_model,
 )
 from gigmatch.training.promotion import (
+    CHALLENGER,
     CHAMPION,
     Decision,
     GateError,
@@ -50,7 +51,7 @@ from gigmatch.training.promotion import (
 from gigmatch.training.reports import TrainingReport, build_report, write_reports
 from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
-from pipelines.rollout import rollout_flow
+from pipelines.rollout import rollout_flow, shadow_rollout_flow
 from pipelines.settings import get_rollout_settings, get_tracking_settings
 
 EXAMPLE_ROWS = 5  # rows of the test frame logged with each model as its input example
@@ -74,13 +75,15 @@ class TrainingOutcome:
 
 
 @flow(name="gigmatch-train", log_prints=True)
-def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
+def train_flow(params_path: Path = Path("params.yaml"), data_origin: dict[str, str] | None = None) -> TrainingOutcome:
+    """`data_origin`: tags saying where the data came from, when not from the pin alone (monitoring's retraining)."""
     params = load_params(params_path)
     model_name = params.register_.model_name
     experiment_id = open_experiment(params.register_.experiment)
     frames, lineage = load_snapshot(params.data.dir)
     profiles = "as_of_history" if FREELANCER_HISTORY in frames else "current_values"
-    with tracking.run(experiment_id, "train", tags={**lineage.tags(), "profile_statistics": profiles}) as run_id:
+    tags = {**lineage.tags(), "profile_statistics": profiles, **(data_origin or {})}
+    with tracking.run(experiment_id, "train", tags=tags) as run_id:
         sets = split_by_time(frames, params.split)
         features = fit_features(sets, params.train.text_max_features)
         fits = [train.submit(name, spec, features, sets, params) for name, spec in params.train.models.items()]
@@ -100,18 +103,20 @@ def train_flow(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
         write_training_reports(params, report, promotion, fingerprint)
     if decision.promote and get_rollout_settings().serving_urls:
         rollout_flow(model_name)  # the new champion to the running servers (GIGMATCH_SERVING_URLS)
+    elif decision.alias == CHALLENGER:
+        shadow_rollout_flow(model_name)  # beside the champion, to earn its online evidence (if servers shadow)
     print(f"version {version} of {model_name} ({selected.name}) {decision.summary()}")
     return TrainingOutcome(selected.name, version, decision, report.metrics)
 
 
-def run_training(params_path: Path = Path("params.yaml")) -> TrainingOutcome:
+def run_training(params_path: Path = Path("params.yaml"), data_origin: dict[str, str] | None = None) -> TrainingOutcome:
     """Run the flow with the task runner sized from params.yaml."""
     params = load_params(params_path)
     runner: ThreadPoolTaskRunner = ThreadPoolTaskRunner(max_workers=params.train.parallel_fits)
     # BLAS pools are process-wide: cap them around the whole flow too, so a model
     # finishing first cannot restore the default for one still training beside it.
     with threadpool_limits(limits=params.train.threads):
-        return train_flow.with_options(task_runner=runner)(params_path=params_path)  # type: ignore[arg-type]
+        return train_flow.with_options(task_runner=runner)(params_path=params_path, data_origin=data_origin)  # type: ignore[arg-type]
 
 
 @flow(name="gigmatch-train-on-worker", log_prints=True)

@@ -55,6 +55,13 @@ def replay(
     record: Annotated[
         Path | None, typer.Option(help="Write a JSON-lines record of every request and its outcomes here.")
     ] = None,
+    market_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the marketplace's records of what was posted (jobs, freelancers, profile history) here, "
+            "one folder per replay: what monitoring's retraining joins the outcomes to (GIGMATCH_MARKET_DIR)."
+        ),
+    ] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback --url.")] = False,
     params_path: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
@@ -106,11 +113,27 @@ def replay(
         from gigmatch.monitoring.replay_driver import write_record
 
         write_record(record, plan, result)
+    if market_dir is not None:
+        _write_market(market_dir, plan, result)
     print(render_summary(plan, result, record))
     if result.fatal is not None:
         raise ReplayError(result.fatal)
     if not result.ok:
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _write_market(directory: Path, plan: ReplayPlan, result: ReplayResult) -> None:
+    import datetime as dt
+
+    from gigmatch.data.feedback import write_market
+    from gigmatch.monitoring.replay_market import market_tables
+
+    sent_at = {index: r.sent_at for index, r in result.records.items() if r.sent_at is not None}
+    tables = market_tables(plan, sent_at)
+    if tables:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        written = write_market(directory, tables, f"replay-{stamp}-seed{plan.spec.seed}")
+        console.print(f"marketplace records of {len(tables['jobs'])} jobs: {written}")
 
 
 class _ProgressLine:

@@ -52,7 +52,7 @@ from gigmatch.features.match_frame import (
     JOB_COLUMNS,
     SKILL_LIST_COLUMNS,
 )
-from gigmatch.monitoring.scenarios import SCENARIOS, simulate_batch
+from gigmatch.monitoring.scenarios import SCENARIOS, MarketBatch, simulate_market_batch
 from gigmatch.params import SimulateParams
 from gigmatch.training.ranking_metrics import ndcg_per_group
 
@@ -61,6 +61,10 @@ _PLAN_TAG = 0x2E91A7  # keeps the replay's streams apart from every other use of
 _JOB_ID_STREAM, _EXAMINATION_STREAM, _FIRST_PHASE_STREAM = 0, 1, 2  # one random stream per purpose
 _JOB_ID_STEP = 10**6  # job ids base + 1 .. base + n: room for a million requests per replay
 _JOB_ID_BASES = 10**9  # bases drawn among this many: ids stay below 2**53 (exact in any JSON reader)
+# Freelancer ids: each phase's marketplace numbers its own pool 1..n; the replay renumbers them
+# base + phase * step + id, so two phases' freelancers (and the snapshot's) are never one person.
+_FREELANCER_ID_STREAM = 1000  # far above the phases' streams (_FIRST_PHASE_STREAM + phase number)
+_FREELANCER_ID_STEP = 10**7
 
 
 @dataclass(frozen=True)
@@ -111,10 +115,20 @@ class PlannedRequest:
 
 
 @dataclass(frozen=True)
+class MarketRecords:
+    """What the marketplace knows of the plan's jobs and freelancers beyond the request bodies (plan ids)."""
+
+    jobs: pd.DataFrame  # job_id, client_id, client_region
+    freelancers: pd.DataFrame  # freelancer_id, signup_date
+    truth: pd.DataFrame  # job_id, freelancer_id, true_match_probability
+
+
+@dataclass(frozen=True)
 class ReplayPlan:
     spec: ReplaySpec
     phases: tuple[Phase, ...]
     requests: tuple[PlannedRequest, ...]
+    market: MarketRecords
 
 
 @dataclass(frozen=True)
@@ -156,11 +170,17 @@ def plan_replay(params: SimulateParams, spec: ReplaySpec, window: float) -> Repl
     """
     phases = replay_phases(spec)
     job_id_base = _JOB_ID_STEP * (1 + int(_stream(spec.seed, _JOB_ID_STREAM).integers(_JOB_ID_BASES - 1)))
+    freelancer_base = _JOB_ID_STEP * (1 + int(_stream(spec.seed, _FREELANCER_ID_STREAM).integers(_JOB_ID_BASES - 1)))
     dice = _stream(spec.seed, _EXAMINATION_STREAM)  # drawn in plan order: u[i, rank] up front
     planned: list[PlannedRequest] = []
+    markets: list[MarketRecords] = []
     for number, phase in enumerate(phases):
         phase_seed = int(_sequence(spec.seed, _FIRST_PHASE_STREAM + number).generate_state(1)[0])
-        table = _phase_jobs(params, phase, window, phase_seed)
+        batch = _phase_jobs(params, phase, window, phase_seed)
+        first_ids = np.sort(batch.table["job_id"].unique())
+        job_ids = dict(zip(first_ids, job_id_base + phase.first + np.arange(len(first_ids)) + 1, strict=True))
+        freelancer_offset = freelancer_base + number * _FREELANCER_ID_STEP
+        table = batch.table.assign(freelancer_id=batch.table["freelancer_id"] + freelancer_offset)
         for offset, (_, rows) in enumerate(table.groupby("job_id", sort=True)):
             index = phase.first + offset
             job_id = job_id_base + index + 1
@@ -169,7 +189,8 @@ def plan_replay(params: SimulateParams, spec: ReplaySpec, window: float) -> Repl
             day = index // spec.jobs_per_day
             payload, examination = _payload(rows, job_id), dice.random(len(ids))
             planned.append(PlannedRequest(index, day, phase.scenario, job_id, payload, ids, true, examination))
-    return ReplayPlan(spec, phases, tuple(planned))
+        markets.append(_renumbered(batch, job_ids, freelancer_offset))
+    return ReplayPlan(spec, phases, tuple(planned), _concat_markets(markets))
 
 
 def examination_probability(rank: np.ndarray, eta: float) -> np.ndarray:
@@ -227,18 +248,45 @@ def _stream(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(_sequence(seed, stream))
 
 
-def _phase_jobs(params: SimulateParams, phase: Phase, window: float, seed: int) -> pd.DataFrame:
+def _phase_jobs(params: SimulateParams, phase: Phase, window: float, seed: int) -> MarketBatch:
     """The first `phase.count` jobs posted in the phase's marketplace, with all their applicants.
 
     simulate_batch keeps whole jobs until it has `n_rows` rows; no job has more than
     max_applicants, so asking that many rows per job wanted always yields enough jobs.
     """
     n_rows = phase.count * params.max_applicants
-    table = simulate_batch(params, phase.scenario, phase.magnitude, n_rows, seed, window=window)
-    first = np.sort(table["job_id"].unique())[: phase.count]
+    batch = simulate_market_batch(params, phase.scenario, phase.magnitude, n_rows, seed, window=window)
+    first = np.sort(batch.table["job_id"].unique())[: phase.count]
     if len(first) < phase.count:
         raise ValueError(f"the {phase.scenario} marketplace holds {len(first)} jobs, {phase.count} needed")
-    return table[table["job_id"].isin(first)]
+    table = batch.table[batch.table["job_id"].isin(first)]
+    return MarketBatch(
+        table,
+        batch.jobs[batch.jobs["job_id"].isin(first)],
+        batch.freelancers[batch.freelancers["freelancer_id"].isin(table["freelancer_id"])],
+        batch.truth[batch.truth["job_id"].isin(first)],
+    )
+
+
+def _renumbered(batch: MarketBatch, job_ids: dict[int, int], people_offset: int) -> MarketRecords:
+    """A phase's marketplace records under the ids the plan sends (its clients renumbered as its freelancers)."""
+    freelancer_offset = people_offset
+    return MarketRecords(
+        batch.jobs.assign(job_id=batch.jobs["job_id"].map(job_ids), client_id=batch.jobs["client_id"] + people_offset),
+        batch.freelancers.assign(freelancer_id=batch.freelancers["freelancer_id"] + freelancer_offset),
+        batch.truth.assign(
+            job_id=batch.truth["job_id"].map(job_ids), freelancer_id=batch.truth["freelancer_id"] + freelancer_offset
+        ),
+    )
+
+
+def _concat_markets(markets: list[MarketRecords]) -> MarketRecords:
+    return MarketRecords(
+        *(
+            pd.concat([getattr(m, part) for m in markets], ignore_index=True)
+            for part in ("jobs", "freelancers", "truth")
+        )
+    )
 
 
 def _payload(rows: pd.DataFrame, job_id: int) -> dict[str, object]:

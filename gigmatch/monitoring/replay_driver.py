@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,7 @@ class ReplayProgress:
 class RequestRecord:
     """What became of one planned request: its answer, its outcomes and how they were taken."""
 
+    sent_at: datetime | None = None  # when it left (UTC): the job's posting time in the marketplace's records
     status: int | None = None  # HTTP status; None: no answer (connection error, timeout)
     error: str | None = None
     latency_ms: float | None = None
@@ -256,12 +258,12 @@ class _Replay:
                     return f"--duration reached ({self.pacing.duration:g} s)"
                 with self.lock:
                     self.counts["sent"] += 1
-                workers.submit(self._send, planned, slots)
+                workers.submit(self._send, planned, slots, datetime.now(UTC))  # stamped in plan order
         return f"every planned request sent ({len(self.plan.requests)})"
 
-    def _send(self, planned: PlannedRequest, slots: threading.BoundedSemaphore) -> None:
+    def _send(self, planned: PlannedRequest, slots: threading.BoundedSemaphore, sent_at: datetime) -> None:
         began = time.monotonic()
-        record, message = RequestRecord(), ""
+        record, message = RequestRecord(sent_at=sent_at), ""
         try:
             body = json.dumps(planned.payload).encode()
             record.status, answer, message = _call(f"{self.url}/v1/match", body, self.headers, self.pacing.timeout)

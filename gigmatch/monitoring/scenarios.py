@@ -74,6 +74,16 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+@dataclass(frozen=True)
+class MarketBatch:
+    """A batch and what its marketplace knows beyond the match table, for the batch's rows only."""
+
+    table: pd.DataFrame  # MATCH_COLUMNS + outcome, one row per application
+    jobs: pd.DataFrame  # job_id, client_id, client_region: the job columns the match table leaves out
+    freelancers: pd.DataFrame  # freelancer_id, signup_date
+    truth: pd.DataFrame  # job_id, freelancer_id, true_match_probability
+
+
 def simulate_batch(
     params: SimulateParams,
     scenario: str,
@@ -89,6 +99,19 @@ def simulate_batch(
     training split's share, so that `none` matches the champion's training rows.
     Deterministic for the same arguments.
     """
+    return simulate_market_batch(params, scenario, magnitude, n_rows, seed, window=window).table
+
+
+def simulate_market_batch(
+    params: SimulateParams,
+    scenario: str,
+    magnitude: float | None = None,
+    n_rows: int = 2000,
+    seed: int = 0,
+    *,
+    window: float = 0.7,
+) -> MarketBatch:
+    """`simulate_batch`'s table with the marketplace's records of its jobs and freelancers (the replay's)."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown drift scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     if n_rows < 1 or not 0 < window <= 1:
@@ -126,11 +149,18 @@ def simulate_batch(
     )
     history = profile_history(freelancers, outcomes.careers, timeline, int(to_seconds(applicants.applied_day).max()))
     table = build_match_frame(applications, jobs.table, freelancers.table, history)
-    table = table.assign(outcome=applications["outcome"])
+    table = table.assign(outcome=applications["outcome"], true_match_probability=outcomes.true_match_probability)
     table = _whole_jobs(table, n_rows, rng_keep)
     if scenario == "missing_values":
         table = _lose_records(table, size, rng_shift)
-    return table.loc[:, [*MATCH_COLUMNS, "outcome"]]
+    kept_jobs = jobs.table[jobs.table["job_id"].isin(table["job_id"])]
+    kept_freelancers = freelancers.table[freelancers.table["freelancer_id"].isin(table["freelancer_id"])]
+    return MarketBatch(
+        table.loc[:, [*MATCH_COLUMNS, "outcome"]],
+        kept_jobs.loc[:, ["job_id", "client_id", "client_region"]].reset_index(drop=True),
+        kept_freelancers.loc[:, ["freelancer_id", "signup_date"]].reset_index(drop=True),
+        table.loc[:, ["job_id", "freelancer_id", "true_match_probability"]],
+    )
 
 
 def _batch_seed(project_seed: int, seed: int) -> int:
