@@ -144,6 +144,7 @@ bench: install ## Run the benchmarks (prints figures; the serving ones need wrk 
 	python benchmarks/bench_serving.py
 	python benchmarks/bench_reload.py
 	python benchmarks/bench_drift.py
+	python benchmarks/bench_loop.py
 
 clean: ## Remove caches and the virtual environment (keeps data and the DVC cache)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache

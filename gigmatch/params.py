@@ -204,6 +204,9 @@ class DriftParams(_Section):
     ndcg_k: Annotated[int, Field(ge=1)]
     max_ndcg_drop: Annotated[float, Field(gt=0, le=1)]
     outcome_maturity_hours: Annotated[float, Field(ge=0)]  # an answer's outcomes count once it is this old
+    live_baseline_requests: Annotated[int, Field(ge=1)]  # a version's first matured requests: its live baseline
+    live_window_requests: Annotated[int, Field(ge=1)]  # its latest matured requests, judged against the baseline
+    max_live_ndcg_drop: Annotated[float, Field(gt=0, le=1)]
     max_reliance_drifted: Annotated[float, Field(gt=0, le=1)]  # share of the model's reliance on drifted columns
     max_expected_ndcg_drop: Annotated[float, Field(gt=0, le=1)]  # expected NDCG@k (no outcomes) below the reference's
     expected_ndcg_draws: Annotated[int, Field(ge=1, le=1000)]  # outcome draws per row for the expected NDCG

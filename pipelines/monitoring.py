@@ -42,7 +42,7 @@ from gigmatch.files import atomic_write_text, write_json
 from gigmatch.model.bundle import read_lineage
 from gigmatch.monitoring.frame import OUTCOME
 from gigmatch.monitoring.gate import GateOutcome, run_gate
-from gigmatch.monitoring.live import LiveOutcomes, live_report, ranking_rows
+from gigmatch.monitoring.live import LiveOutcomes, LiveReference, live_reference, live_report, ranking_rows
 from gigmatch.monitoring.log_cursor import NewLines, new_lines, read_cursor, save_cursor
 from gigmatch.monitoring.prediction_log import candidate_count
 from gigmatch.params import Params, load_params
@@ -124,6 +124,14 @@ def live_quality(
     return document, joined, ranking_rows(joined, str(read_lineage(bundle)["version"]))
 
 
+@task(name="live-reference", cache_policy=NO_CACHE)
+def served_live_reference(params: Params, joined: LiveOutcomes, bundle: Path) -> LiveReference | None:
+    """The served version's live baseline and latest matured requests, once it has enough (drift.live_*)."""
+    drift = params.drift
+    version = str(read_lineage(bundle)["version"])
+    return live_reference(joined, version, drift.live_baseline_requests, drift.live_window_requests, drift.ndcg_k)
+
+
 @task(name="grow-data-version", cache_policy=NO_CACHE)
 def grow_data_version(params: Params, joined: LiveOutcomes, market_dir: Path) -> DataVersion | None:
     """The pinned snapshot plus the matured outcomes, as a new DVC data version (pushed with GIGMATCH_DVC_REMOTE)."""
@@ -158,7 +166,8 @@ def promote_on_evidence(params: Params, quality: dict[str, object]) -> dict[str,
     challenger = tracking.alias_version(name, CHALLENGER)
     if challenger is None or challenger == tracking.alias_version(name, CHAMPION):
         return None
-    decision = decide_online(evidence, challenger, params.promote.online)
+    passed = tracking.version_tag(name, challenger, tracking.OFFLINE_GATE_TAG) == "passed"
+    decision = decide_online(evidence, challenger, params.promote.online, passed)
     print(f"challenger {challenger} online: {decision.summary()}")
     if decision.promote:
         tracking.set_alias(name, CHAMPION, challenger)
@@ -169,8 +178,15 @@ def promote_on_evidence(params: Params, quality: dict[str, object]) -> dict[str,
 
 
 @task(name="drift-gate", cache_policy=NO_CACHE)
-def drift_gate(params: Params, batch: Path, bundle: Path, report_dir: Path, outcomes: pd.DataFrame) -> GateOutcome:
+def drift_gate(
+    params: Params, batch: Path, bundle: Path, report_dir: Path, outcomes: pd.DataFrame, live: LiveReference | None
+) -> GateOutcome:
+    """The gate; its ranking rule reads the version's latest matured requests against its live baseline
+    when it has one, else all its matured outcomes against its test figure."""
     cache_dir = get_monitoring_settings().reference_cache_dir
+    if live is not None:
+        baseline = (live.baseline_ndcg, live.baseline_requests)
+        return run_gate(params, batch, None, bundle, report_dir, build_html_report, cache_dir, live.window, baseline)
     graded = outcomes if len(outcomes) else None
     return run_gate(params, batch, None, bundle, report_dir, build_html_report, cache_dir, graded)
 
@@ -268,7 +284,9 @@ def _monitor(
         return MonitorOutcome("waiting", rows, quality, online_promotion=online)
 
     staged = stage_batch(batch, report_dir)
-    gate = drift_gate(params, staged, bundle, report_dir, champion_outcomes)
+    gate = drift_gate(
+        params, staged, bundle, report_dir, champion_outcomes, served_live_reference(params, joined, bundle)
+    )
     advance_cursor(cursor_path, batch)  # only once the gate has judged these lines
     failed = ", ".join(gate.verdict.failed_rules) or "none"
     warned = ", ".join(gate.verdict.warnings) or "none"

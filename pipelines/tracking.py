@@ -190,6 +190,17 @@ def forget_last_champion(model_name: str) -> None:
     MlflowClient().set_registered_model_tag(model_name, CHAMPION_HISTORY_TAG, json.dumps(history[:-1]))
 
 
+OFFLINE_GATE_TAG = "offline_gate"  # on a version: "passed" or "failed", what the champion gate said of it
+
+
+def set_version_tag(model_name: str, version: str, key: str, value: str) -> None:
+    MlflowClient().set_model_version_tag(model_name, version, key, value)
+
+
+def version_tag(model_name: str, version: str, key: str) -> str | None:
+    return MlflowClient().get_model_version(model_name, version).tags.get(key)
+
+
 def recorded_figures(model_name: str, version: str) -> RecordedFigures:
     """What a registered version's run recorded about its own test split."""
     client = MlflowClient()

@@ -53,6 +53,7 @@ from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
 from pipelines.rollout import rollout_flow, shadow_rollout_flow
 from pipelines.settings import get_rollout_settings, get_tracking_settings
+from pipelines.tracking import OFFLINE_GATE_TAG
 
 EXAMPLE_ROWS = 5  # rows of the test frame logged with each model as its input example
 
@@ -95,7 +96,9 @@ def train_flow(params_path: Path = Path("params.yaml"), data_origin: dict[str, s
         log_training_run(run_id, params, sets, report, lineage)
         logged = log_models(run_id, experiment_id, trained, sets.test.frame.head(EXAMPLE_ROWS), params, lineage)
         log_fingerprint(logged[selected.name], fingerprint)
-        version = register_model(logged[selected.name], model_name, lineage, selected.name)
+        version = register_model(
+            logged[selected.name], model_name, {**lineage.tags(), **(data_origin or {})}, selected.name
+        )
         champion = measure_champion(model_name, version, sets.test, lineage, params.split)
         decision = gate_champion(selected, champion, references, report, params)
         promotion = record_decision(run_id, model_name, version, selected, champion, decision, report)
@@ -230,8 +233,9 @@ def log_models(
 
 
 @task(name="register-model", cache_policy=NO_CACHE)
-def register_model(logged: tracking.LoggedModel, model_name: str, lineage: Lineage, selected: str) -> str:
-    return tracking.register(logged.model_uri, model_name, {**lineage.tags(), "model_spec": selected})
+def register_model(logged: tracking.LoggedModel, model_name: str, lineage_tags: dict[str, str], selected: str) -> str:
+    """The version's tags: its lineage (data md5, commit) and, for a retraining, where its data came from."""
+    return tracking.register(logged.model_uri, model_name, {**lineage_tags, "model_spec": selected})
 
 
 def _worth_retrying(task: object, task_run: object, state: State) -> bool:
@@ -312,6 +316,8 @@ def record_decision(
 
 @task(name="move-alias", cache_policy=NO_CACHE)
 def move_alias(model_name: str, version: str, decision: Decision) -> None:
+    # The verdict first: online evidence may promote a challenger only if the offline gate passed it.
+    tracking.set_version_tag(model_name, version, OFFLINE_GATE_TAG, "passed" if decision.passed_offline else "failed")
     tracking.set_alias(model_name, decision.alias, version)
     if decision.alias == CHAMPION:
         tracking.record_champion(model_name, version)  # what `gigmatch rollback` returns along

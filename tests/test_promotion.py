@@ -80,3 +80,14 @@ def test_the_online_rule(evidence: dict[str, object], promote: bool, word: str) 
     decision = decide_online(evidence, "4", ONLINE)
     assert decision.promote is promote and decision.alias == (CHAMPION if promote else CHALLENGER)
     assert decision.reasons[0].startswith(word), decision.reasons
+
+
+def test_only_a_challenger_the_offline_gate_passed_can_win_online() -> None:
+    unfair = decide(GateFigures(0.60, 0.55, 0.40, 0.65), 0.002, 0.7)  # better, but fails the fairness bound
+    assert not unfair.passed_offline and unfair.alias == CHALLENGER
+    waiting = hold_for_online_evidence(decide(GateFigures(0.60, 0.55, 0.40, 0.9), 0.002, 0.7), "3", ONLINE)
+    assert waiting.passed_offline and not waiting.promote
+    strong = _evidence("4", 500, 0.20)
+    refused = decide_online(strong, "4", ONLINE, passed_offline=False)
+    assert not refused.promote and refused.reasons == ["failed: version 4 did not pass the offline gate"]
+    assert decide_online(strong, "4", ONLINE, passed_offline=True).promote

@@ -57,6 +57,7 @@ def run_gate(
     render_html: HtmlRenderer,
     reference_cache_dir: Path,
     outcomes: pd.DataFrame | None = None,
+    live_baseline: tuple[float, int] | None = None,
 ) -> GateOutcome:
     """Compare `current` with `reference` (default: the champion's training rows, scored once per model
     and data version and kept in `reference_cache_dir`) and write both reports."""
@@ -80,6 +81,7 @@ def run_gate(
         str(lineage["version"]),
         model_reliance(estimator_of(model()), reference_frame),
         outcomes,
+        live_baseline=live_baseline,
     )
     html = render_html(reference_frame, current_frame, params.drift)
     sources = {"reference": str(reference_source), "current": str(current)}

@@ -106,6 +106,33 @@ def ranking_rows(joined: LiveOutcomes, model_version: str) -> pd.DataFrame:
     return pd.DataFrame({"job_id": rows["request_id"], SCORE: rows[SCORE], OUTCOME: rows[OUTCOME].astype(float)})
 
 
+@dataclass(frozen=True)
+class LiveReference:
+    """A version's live baseline (NDCG@k of its first matured requests) and its latest matured rows."""
+
+    baseline_ndcg: float
+    baseline_requests: int
+    window: pd.DataFrame  # the latest requests' rows, in the shape `ranking_rows` gives
+
+
+def live_reference(
+    joined: LiveOutcomes, model_version: str, baseline_requests: int, window_requests: int, k: int
+) -> LiveReference | None:
+    """The version's first `baseline_requests` matured requests against its latest `window_requests`
+    (None until it has the baseline's; the two overlap while it has fewer than both together)."""
+    rows = joined.rows[joined.rows["model_version"].astype(str) == str(model_version)]
+    order = rows.groupby("request_id")["logged_at"].min().sort_values(kind="stable")
+    if len(order) < baseline_requests:
+        return None
+    first, latest = set(order.index[:baseline_requests]), set(order.index[-window_requests:])
+    base = rows[rows["request_id"].isin(first)]
+    _, ndcg = ndcg_per_group(base["request_id"].to_numpy(), base[SCORE].to_numpy(), base[OUTCOME].to_numpy(), k)
+    if not len(ndcg):
+        return None
+    window = LiveOutcomes(rows[rows["request_id"].isin(latest)], 0, 0)
+    return LiveReference(float(ndcg.mean()), baseline_requests, ranking_rows(window, model_version))
+
+
 def shadow_comparison(served: pd.DataFrame, shadow: pd.DataFrame, k: int) -> dict[str, object]:
     """Champion and challenger on the matured requests both ranked (rows as `LiveOutcomes.rows`)."""
     common = set(served["request_id"]) & set(shadow["request_id"])

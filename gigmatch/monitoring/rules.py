@@ -15,7 +15,9 @@ be hurt block, and the ones that only say the data moved warn:
 - missing values: a column's missing share rising by more than
   `max_missing_increase` (ratings the features fill in count as missing);
 - ranking quality, when outcomes are known: NDCG@k of the current batch more
-  than `max_ndcg_drop` below the champion's recorded test NDCG@k;
+  than `max_ndcg_drop` below the champion's recorded test NDCG@k; with outcomes from
+  production and a live baseline (`gigmatch.monitoring.live.live_reference`), the latest
+  matured requests' NDCG@k more than `max_live_ndcg_drop` below the version's baseline;
 - reliance drift: the share of the model's reliance (`gigmatch.monitoring.quality`)
   that rests on drifted columns reaching `max_reliance_drifted`, so drift in a
   column the model ignores weighs nothing;
@@ -233,8 +235,11 @@ def column_rules_names() -> tuple[str, ...]:
     return (*MONITORED_NUMERIC, *MONITORED_CATEGORICAL)
 
 
-def ranking_quality_rule(current: pd.DataFrame, reference_ndcg: float, k: int, max_drop: float) -> RuleResult | None:
-    """NDCG@k of the model on the current batch against the champion's test figure, if outcomes are known."""
+def ranking_quality_rule(
+    current: pd.DataFrame, reference_ndcg: float, k: int, max_drop: float, against: str = "the champion's test"
+) -> RuleResult | None:
+    """NDCG@k of the model on the current batch against the champion's test figure (or `against` what
+    `reference_ndcg` is), if outcomes are known."""
     if OUTCOME not in current.columns:
         return None
     known = current[current[OUTCOME].notna()]
@@ -244,7 +249,7 @@ def ranking_quality_rule(current: pd.DataFrame, reference_ndcg: float, k: int, m
     if jobs == 0:
         return None
     drop = reference_ndcg - ndcg
-    detail = f"NDCG@{k} {ndcg:.4f} on {jobs} jobs vs the champion's test {reference_ndcg:.4f}"
+    detail = f"NDCG@{k} {ndcg:.4f} on {jobs} jobs vs {against} {reference_ndcg:.4f}"
     return RuleResult("ranking_quality", drop <= max_drop, round(drop, 6), max_drop, detail)
 
 
@@ -281,6 +286,7 @@ def evaluate_drift(
     reliance: dict[str, float] | None = None,
     outcomes: pd.DataFrame | None = None,
     reference_quality: ReferenceQuality | None = None,
+    live_baseline: tuple[float, int] | None = None,
 ) -> Verdict:
     """Apply every rule; the batch drifts if a blocking rule fails (`drift.blocking`), the others warn.
 
@@ -289,6 +295,8 @@ def evaluate_drift(
     matured outcomes from production (`gigmatch.monitoring.live`): when given, the ranking-quality
     rule runs on them instead of on the current batch's own outcomes. `reference_quality`: the
     reference side of the expected-quality rule, when already computed (`ReferenceQuality.of`).
+    `live_baseline`: (NDCG@k, requests) of the version's first matured requests; the ranking rule then
+    judges `outcomes` against it with `max_live_ndcg_drop` instead of against the test figure.
     """
     columns = column_drift(reference, current, params)
     drifted = sum(c.drifted for c in columns) / len(columns)
@@ -328,7 +336,12 @@ def evaluate_drift(
             f"{len(current):,} current rows, fewer than the {params.min_current_rows:,} the thresholds are calibrated "
             "for: expect more false alarms"
         )
-    if reference_ndcg is None:
+    if live_baseline is not None and outcomes is not None:
+        baseline, requests = live_baseline
+        against = f"the version's live baseline (its first {requests} matured requests)"
+        quality = ranking_quality_rule(outcomes, baseline, params.ndcg_k, params.max_live_ndcg_drop, against)
+        rules.extend([quality] if quality is not None else [])
+    elif reference_ndcg is None:
         notes.append("no champion test NDCG recorded: ranking quality not checked")
     else:
         graded = current if outcomes is None else outcomes

@@ -61,6 +61,11 @@ class Decision:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @property
+    def passed_offline(self) -> bool:
+        """Promoted, or held only for live evidence: every offline condition held."""
+        return self.promote or (bool(self.reasons) and not any(r.startswith("failed:") for r in self.reasons))
+
     def summary(self) -> str:
         verdict = "promoted to champion" if self.promote else "kept as challenger"
         return f"{verdict}: " + "; ".join(self.reasons)
@@ -103,8 +108,13 @@ def hold_for_online_evidence(
     return Decision(False, CHALLENGER, [*decision.reasons, waiting], decision.figures)
 
 
-def decide_online(evidence: Mapping[str, object], challenger_version: str, online: OnlineEvidenceParams) -> Decision:
-    """The challenger against the champion on the live requests both ranked (`live.shadow_comparison`)."""
+def decide_online(
+    evidence: Mapping[str, object], challenger_version: str, online: OnlineEvidenceParams, passed_offline: bool = True
+) -> Decision:
+    """The challenger against the champion on the live requests both ranked (`live.shadow_comparison`);
+    only a challenger that passed the offline gate (it waits for this evidence alone) can be promoted."""
+    if not passed_offline:
+        return Decision(False, CHALLENGER, [f"failed: version {challenger_version} did not pass the offline gate"])
     challenger = evidence.get("challenger")
     shadowed = str(challenger.get("model_version")) if isinstance(challenger, Mapping) else None
     requests = int(evidence.get("requests", 0))  # type: ignore[call-overload]
