@@ -223,12 +223,16 @@ class LiveLoop:
     def interrupt(self, process: subprocess.Popen[bytes]) -> ReplayFigures:
         """Stop a replay as a person would (Ctrl-C): it posts the outcomes due and writes its record."""
         process.send_signal(signal.SIGINT)
+        process.interrupted = True  # type: ignore[attr-defined]
         return self.finish(process)
 
     def finish(self, process: subprocess.Popen[bytes]) -> ReplayFigures:
         name, began = process.name, process.began  # type: ignore[attr-defined]
         process.wait(timeout=900)
-        if process.returncode not in (0, 1):
+        # Interrupted, it may also end as Ctrl-C does (130, or the signal) once its record is written:
+        # the record, not the exit code, says what it sent and what was answered.
+        stopped = getattr(process, "interrupted", False) and process.returncode in (130, -signal.SIGINT)
+        if process.returncode not in (0, 1) and not stopped:
             err = (self.dir / "replays" / f"{name}.err").read_text()
             raise RuntimeError(f"gigmatch replay {name} failed (exit {process.returncode}):\n{err[-3000:]}")
         figures = replay_figures(name, self.dir / "replays" / f"{name}.jsonl", time.monotonic() - began)

@@ -13,11 +13,12 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
@@ -28,7 +29,7 @@ from gigmatch.settings import read_settings
 from serving.answers import Answers
 from serving.batching import MatchBatcher
 from serving.dependencies import Serving
-from serving.log_writer import LogWriter
+from serving.log_writer import FileName, LogWriter
 from serving.model_store import ModelStore, freeze_long_lived_objects
 from serving.prometheus import ServerMetrics
 from serving.routers import admin, health, match, model, outcomes
@@ -42,24 +43,41 @@ logger = logging.getLogger("gigmatch.serving")
 _GC_THRESHOLDS = (50_000, 20, 20)
 
 
+def _log_writer(
+    settings: ServingSettings,
+    name: str,
+    directory: Path,
+    file_name: FileName,
+    capacity: int,
+    dropped: Counter,
+) -> LogWriter:
+    """One of the server's JSON-lines logs (predictions, outcomes, the shadow's): up to `capacity` lines
+    buffered, flushed every GIGMATCH_LOG_FLUSH_SECONDS, those dropped (buffer full, disk error) counted on `dropped`."""
+    return LogWriter(
+        directory,
+        file_name,
+        capacity,
+        on_drop=dropped.inc,
+        flush_seconds=settings.log_flush_seconds,
+        name=name,
+    )
+
+
 def _shadow(settings: ServingSettings, metrics: ServerMetrics) -> ShadowScorer | None:
     if settings.challenger_bundle_path is None:
         return None
-    log = LogWriter(
-        settings.shadow_log_dir,
-        log_file_name,
-        settings.log_queue_size,
-        on_drop=lambda n: metrics.shadow_dropped.inc(n),
-        flush_seconds=settings.log_flush_seconds,
-        name="shadow-log",
+    # Its lines have the prediction log's format, in a directory of their own (serving.shadow); a line
+    # its writer drops is a request the shadow did not rank, so it counts as one.
+    log = _log_writer(
+        settings, "shadow-log", settings.shadow_log_dir, log_file_name, settings.log_queue_size, metrics.shadow_dropped
     )
     return ShadowScorer(
         ModelStore(settings.challenger_bundle_path),
         log,
         settings.shadow_share,
         settings.shadow_queue_size,
-        on_drop=lambda n: metrics.shadow_dropped.inc(n),
-        on_scored=lambda n: metrics.shadow_scored.inc(n),
+        on_drop=metrics.shadow_dropped.inc,
+        on_scored=metrics.shadow_scored.inc,
         flush_seconds=settings.log_flush_seconds,
     )
 
@@ -77,21 +95,16 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         settings=settings,
         store=ModelStore(settings.bundle_path),
         metrics=metrics,
-        prediction_log=LogWriter(
-            settings.log_dir,
-            log_file_name,
-            settings.log_queue_size,
-            on_drop=lambda n: metrics.log_dropped.inc(n),
-            flush_seconds=settings.log_flush_seconds,
-            name="prediction-log",
+        prediction_log=_log_writer(
+            settings, "prediction-log", settings.log_dir, log_file_name, settings.log_queue_size, metrics.log_dropped
         ),
-        outcome_log=LogWriter(
+        outcome_log=_log_writer(
+            settings,
+            "outcome-log",
             settings.outcome_log_dir,
             outcome_file_name,
             settings.outcome_log_queue_size,
-            on_drop=lambda n: metrics.outcome_log_dropped.inc(n),
-            flush_seconds=settings.log_flush_seconds,
-            name="outcome-log",
+            metrics.outcome_log_dropped,
         ),
         answers=Answers(settings.remembered_requests, settings.remembered_ids),
         batcher=MatchBatcher(settings.reasons, settings.batch_max_rows, settings.batch_max_wait_ms / 1000),

@@ -14,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gigmatch.data.snapshot import read_tables
+from gigmatch.features.names import FEATURE_NAMES
 from gigmatch.model.bundle import load_bundle
-from gigmatch.monitoring.prediction_log import CANDIDATE_ID, SCORE, read_records
+from gigmatch.monitoring.prediction_log import CANDIDATE_CONTEXT, CANDIDATE_ID, JOB_CONTEXT, SCORE, read_records
 from serving.log_writer import LogWriter
 from serving.main import create_app
 from serving.model_store import ModelStore
@@ -95,6 +96,27 @@ def test_the_challenger_ranks_every_request_after_the_answer_and_is_never_return
         np.testing.assert_allclose(line[SCORE], alone.scores, rtol=1e-9)  # type: ignore[attr-defined]
     assert 'gigmatch_challenger_info{model_name="gigmatch-ranker",version="8"} 1.0' in metrics
     assert "gigmatch_shadow_scored_total 12.0" in metrics
+
+
+def test_a_shadow_line_carries_the_request_context_of_the_served_line(
+    tmp_path: Path, bundle_dir: Path, challenger_dir: Path, frames: dict[str, pd.DataFrame]
+) -> None:
+    """The context is read once per request and shared: the shadow's line has the served line's fields, and
+    the same job and candidate context values, those of the request, candidates in request order."""
+    with _client(tmp_path, bundle_dir, challenger_dir) as client:
+        _ask(client, frames, jobs=4)
+        shadow = _wait_for(tmp_path / "shadow", 4)
+    served = {line["request_id"]: line for line in _lines(tmp_path / "logs")}
+    for line in shadow:
+        twin = served[line["request_id"]]
+        assert line.keys() == twin.keys()
+        assert {"job_id", *JOB_CONTEXT, CANDIDATE_ID, *CANDIDATE_CONTEXT, SCORE, *FEATURE_NAMES} <= line.keys()
+        job, candidates = request_for(int(line["job_id"]), frames)  # type: ignore[call-overload]
+        for name in JOB_CONTEXT:
+            assert line[name] == twin[name] == job[name]
+        assert line[CANDIDATE_ID] == [candidate["freelancer_id"] for candidate in candidates]
+        for name in CANDIDATE_CONTEXT:
+            assert line[name] == twin[name] == [candidate[name] for candidate in candidates]
 
 
 def test_a_share_of_the_requests_chosen_by_their_ids(

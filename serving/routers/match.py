@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.routing import APIRoute
 
 from gigmatch.features.match_frame import FREELANCER_COLUMNS, JOB_COLUMNS
+from gigmatch.model.bundle import Bundle
 from gigmatch.model.ranking import Ranking
 from gigmatch.monitoring.prediction_log import CANDIDATE_CONTEXT, JOB_CONTEXT, log_record
 from serving.dependencies import AnsweringDep
@@ -56,10 +57,14 @@ async def match(request: MatchRequest, answering: AnsweringDep) -> Response:
     request_id = uuid.uuid4().hex  # the answer's, its prediction-log line's, and what its outcomes name
 
     def respond(ranking: Ranking) -> bytes:
-        serving.prediction_log.append(_log_record(request_id, request, ranking, bundle.model_name, bundle.version))
+        # The request's log context, read once: the champion's line and the shadow's carry the same values.
+        job_context, candidate_context = _context(request)
+        record = _log_record(request_id, request.job.job_id, job_context, candidate_context, ranking, bundle)
+        serving.prediction_log.append(record)
         serving.answers.answered(request_id, ranking.freelancer_ids)
         if serving.shadow is not None and serving.shadow.wants(request_id):  # ranked after this answer leaves
-            serving.shadow.submit(_shadow_request(request_id, request, job, candidates))
+            shadow = ShadowRequest(request_id, request.job.job_id, job, candidates, job_context, candidate_context)
+            serving.shadow.submit(shadow)
         # Plain data serialised once by orjson (46 -> 14 us against pydantic's dump): constructing
         # ~200 validated response objects per request cost more than ranking. The response_model above documents this
         # shape, and the contract tests validate answers against it.
@@ -80,29 +85,28 @@ async def match(request: MatchRequest, answering: AnsweringDep) -> Response:
     return Response(body, media_type="application/json")
 
 
-def _shadow_request(request_id: str, request: MatchRequest, job: tuple, candidates: list) -> ShadowRequest:
-    return ShadowRequest(
-        request_id=request_id,
-        job_id=request.job.job_id,
-        job=job,
-        candidates=candidates,
-        job_context=_JOB_CONTEXT(request.job),
-        candidate_context=[list(map(value, request.candidates)) for value in _CANDIDATE_CONTEXT],
-    )
+def _context(request: MatchRequest) -> tuple[tuple[object, ...], list[list[object]]]:
+    """The request's values of `JOB_CONTEXT` and, per context column, its candidates' values of `CANDIDATE_CONTEXT`."""
+    return _JOB_CONTEXT(request.job), [list(map(value, request.candidates)) for value in _CANDIDATE_CONTEXT]
 
 
 def _log_record(
-    request_id: str, request: MatchRequest, ranking: Ranking, model_name: str, version: str
+    request_id: str,
+    job_id: int,
+    job_context: tuple[object, ...],
+    candidate_context: list[list[object]],
+    ranking: Ranking,
+    bundle: Bundle,
 ) -> dict[str, object]:
     """The request's prediction-log line (`gigmatch.monitoring.prediction_log`), candidates in request order."""
     return log_record(
         request_id=request_id,
-        model_name=model_name,
-        model_version=version,
-        job_id=request.job.job_id,
-        job_context=_JOB_CONTEXT(request.job),
+        model_name=bundle.model_name,
+        model_version=bundle.version,
+        job_id=job_id,
+        job_context=job_context,
         freelancer_ids=ranking.freelancer_ids,
-        candidate_context=[list(map(value, request.candidates)) for value in _CANDIDATE_CONTEXT],
+        candidate_context=candidate_context,
         scores=ranking.scores,
         features=ranking.features,
     )
