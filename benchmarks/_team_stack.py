@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devtools.stack_harness import clone_working_tree, commit_all, env_file, kill_survivors, state_pids  # noqa: E402
+
 GIGMATCH = str(Path(sys.executable).with_name("gigmatch"))
 PORT_OFFSET = 100
 WORKER_FLOW = "gigmatch-train-on-worker"  # pipelines/deployments.py: TRAINING
@@ -33,7 +36,6 @@ TRAINING_FLOW = "gigmatch-train"  # the subflow the deployment runs: the same fl
 
 def _ports() -> dict[str, str]:
     """GIGMATCH_STACK_<SERVICE>_PORT for all six servers, each PORT_OFFSET above its default."""
-    sys.path.insert(0, str(ROOT))
     from gigmatch.stack.settings import StackSettings
 
     return {
@@ -44,26 +46,12 @@ def _ports() -> dict[str, str]:
 
 
 def clone(dest: Path) -> Path:
-    """A fresh checkout of this working tree (tracked and new files, nothing ignored), as one commit:
-    the training deployment is declared from the directory `gigmatch train` runs in."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")  # fmt: skip
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True, capture_output=True)
-    commit(dest, "fresh clone")
-    return dest
+    """A fresh checkout of this working tree: the deployment is declared from where `gigmatch train` runs."""
+    return clone_working_tree(dest, author="bench")
 
 
 def commit(checkout: Path, message: str) -> None:
-    """Everything not ignored, committed: the run's lineage then names a clean commit."""
-    identity = ["-c", "user.name=bench", "-c", "user.email=bench@test.invalid"]
-    subprocess.run(["git", "add", "-A"], cwd=checkout, check=True, capture_output=True)
-    subprocess.run(["git", *identity, "commit", "-q", "--allow-empty", "-m", message], cwd=checkout, check=True)
+    commit_all(checkout, message, author="bench")
 
 
 class TeamStack:
@@ -93,9 +81,9 @@ class TeamStack:
 
     def client_env(self, deployment_timeout: float) -> dict[str, str]:
         """What `GIGMATCH_PROFILE=team` gives a command: the stack's environment plus the env file it wrote."""
-        lines = (self.dir / "env.team").read_text().splitlines()
-        written = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-        return self.stack_env | written | {"GIGMATCH_DEPLOYMENT_TIMEOUT": str(deployment_timeout)}
+        return (
+            self.stack_env | env_file(self.dir / "env.team") | {"GIGMATCH_DEPLOYMENT_TIMEOUT": str(deployment_timeout)}
+        )
 
     def _prefect(self, path: str, body: object) -> list[dict[str, object]]:
         request = urllib.request.Request(
@@ -129,32 +117,6 @@ def _seconds(start: object, end: object) -> float:
     return (dt.datetime.fromisoformat(str(end)) - dt.datetime.fromisoformat(str(start))).total_seconds()
 
 
-def _state_pids(stack_dir: Path) -> list[int]:
-    """Every process the stack's state file names, with their children (the worker's flow runs)."""
-    import psutil
-
-    state = json.loads((stack_dir / "state.json").read_text()) if (stack_dir / "state.json").exists() else {}
-    pids = []
-    for record in state.values():
-        try:
-            process = psutil.Process(int(record["pid"]))
-            pids += [process.pid, *(child.pid for child in process.children(recursive=True))]
-        except psutil.NoSuchProcess:
-            continue
-    return pids
-
-
-def _kill_survivors(pids: list[int]) -> None:
-    import psutil
-
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                os.kill(pid, signal.SIGKILL)
-        except (psutil.NoSuchProcess, ProcessLookupError):
-            continue
-
-
 @contextmanager
 def running(keep: bool = False) -> Iterator[TeamStack]:
     """A cold stack for the block; stopped afterwards, whatever happened, and its directory removed unless `keep`."""
@@ -167,9 +129,9 @@ def running(keep: bool = False) -> Iterator[TeamStack]:
         stack.up_s = time.perf_counter() - began
         yield stack
     finally:
-        pids = _state_pids(directory / "stack")
+        pids = state_pids(directory / "stack")
         stack.command("down", check=False)
-        _kill_survivors(pids)  # never leave a server behind
+        kill_survivors(pids)  # never leave a server behind
         if keep:
             print(f"stack directory kept: {directory}", file=sys.stderr)
         else:

@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devtools.stack_harness import alive, clone_working_tree, env_file, kill_survivors, state_pids
 from gigmatch.data.snapshot import read_tables
 from tests.conftest import request_for
 
@@ -46,51 +47,6 @@ def _run(
             f"{args}: exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
         )
     return result
-
-
-def _clone(dest: Path) -> Path:
-    """A fresh checkout of this working tree (tracked and new files, nothing ignored), as one commit."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")  # fmt: skip
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    identity = ["-c", "user.name=stack test", "-c", "user.email=stack@test.invalid"]
-    for args in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-q", "-m", "fresh clone"]):
-        subprocess.run(["git", *args], cwd=dest, check=True, capture_output=True)
-    return dest
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
-    return dict(pairs)
-
-
-def _state_pids(stack_dir: Path) -> list[int]:
-    """Every process the stack's state file names, with their children (the worker's flow runs)."""
-    state = json.loads((stack_dir / "state.json").read_text()) if (stack_dir / "state.json").exists() else {}
-    pids = []
-    for record in state.values():
-        try:
-            process = psutil.Process(int(record["pid"]))
-            pids += [process.pid, *(child.pid for child in process.children(recursive=True))]
-        except psutil.NoSuchProcess:
-            continue
-    return pids
-
-
-def _alive(pids: list[int]) -> list[int]:
-    alive = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-        except psutil.NoSuchProcess:
-            continue
-    return alive
 
 
 class Stack:
@@ -115,7 +71,7 @@ class Stack:
         """What `GIGMATCH_PROFILE=team` gives a command: the stack's environment plus .env.team."""
         return (
             self.stack_env
-            | _env_file(self.dir / "env.team")
+            | env_file(self.dir / "env.team")
             | {
                 "GIGMATCH_WORKER_SILENCE": "30",  # three of the stack worker's heartbeats
                 "GIGMATCH_API_KEY": API_KEY,
@@ -163,10 +119,9 @@ def stack() -> Iterator[Stack]:
         print(f"stack up, cold: {time.monotonic() - began:.1f} s\n{up.stdout[-1500:]}{up.stderr[-2500:]}")
         yield running
     finally:
-        pids = _state_pids(directory / "stack")
+        pids = state_pids(directory / "stack")
         running.command("down", expect=None)
-        for pid in _alive(pids):  # never leave a server behind, whatever failed above
-            os.kill(pid, signal.SIGKILL)
+        kill_survivors(pids)  # never leave a server behind, whatever failed above
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -181,7 +136,7 @@ def test_the_team_stack_end_to_end(stack: Stack) -> None:
 
 def _clone_with_data_from_s3(stack: Stack) -> Path:
     """Clone B: the data pulled from the stack's S3 remote, where clone A pushed it."""
-    first, second = _clone(stack.dir / "a"), _clone(stack.dir / "b")
+    first, second = clone_working_tree(stack.dir / "a"), clone_working_tree(stack.dir / "b")
     env = stack.client_env
     _run([GIGMATCH, "data", "pull"], first, env)
     pushed = _run([GIGMATCH, "data", "push"], first, env)
@@ -359,12 +314,12 @@ def _bad_settings_fail_fast_naming_the_service_and_the_setting(stack: Stack, clo
 
 
 def _down_stops_every_process_and_the_data_survives(stack: Stack) -> None:
-    pids = _state_pids(stack.dir / "stack")
+    pids = state_pids(stack.dir / "stack")
     assert len(pids) >= 7  # six servers, MLflow's worker process among their children
     began = time.monotonic()
     stack.command("down")
     print(f"stack down: {time.monotonic() - began:.1f} s")
-    assert _alive(pids) == []
+    assert alive(pids) == []
     assert json.loads((stack.dir / "stack" / "state.json").read_text()) == {}
 
     began = time.monotonic()
