@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gigmatch.model.bundle import Bundle, BundleError, load_bundle
+from gigmatch.model.explain import prepare_reasons
+from gigmatch.model.pipeline import estimator_of
 
 
 class ModelStore:
@@ -41,6 +43,7 @@ class ModelStore:
         with self._reload_lock, _polite_gil():  # one reload at a time; requests never wait on it
             try:
                 bundle = load_bundle(self.path)
+                prepare_reasons(estimator_of(bundle.model))  # its first request would pay for it otherwise
             except BundleError as exc:
                 self._error = str(exc)
                 raise

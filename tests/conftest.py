@@ -197,6 +197,24 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path
 
 
 @pytest.fixture(scope="session")
+def ranker_model(training_snapshot: Path) -> object:
+    """A small LambdaRank pipeline (LightGBM) on the training snapshot: the model kind the default data promotes."""
+    from gigmatch.data.snapshot import read_tables
+    from gigmatch.features.match_frame import build_match_frame
+    from gigmatch.features.transformer import MatchFeatures
+    from gigmatch.model.pipeline import assemble_pipeline
+    from gigmatch.training.estimators import TrainingData, fit_estimator
+
+    frames = read_tables(training_snapshot)
+    apps = frames["applications"].sort_values(["job_id", "freelancer_id"])
+    match = build_match_frame(apps, frames["jobs"], frames["freelancers"], frames["freelancer_history"])
+    features = MatchFeatures(text_max_features=2000).fit(match)
+    data = TrainingData(features.transform(match), apps["outcome"].to_numpy(), apps["job_id"].to_numpy())
+    params = {"n_estimators": 80, "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 20}
+    return assemble_pipeline(features, fit_estimator("lambdarank", params, data, seed=0, n_jobs=1))
+
+
+@pytest.fixture(scope="session")
 def drift_reference(tmp_path_factory: pytest.TempPathFactory, params: Params, bundle_dir: Path) -> Path:
     """A monitoring frame of 20,000 `none` rows scored by the test bundle: the drift gate's reference."""
     from gigmatch.files import write_parquet

@@ -21,8 +21,14 @@ from tests.conftest import match_columns_of, rank_alone, request_for
 
 
 @pytest.fixture(scope="module")
-def model(bundle_dir: Path) -> Pipeline:
+def linear_model(bundle_dir: Path) -> Pipeline:
     return load_bundle(bundle_dir).model
+
+
+@pytest.fixture(scope="module", params=["logistic", "lambdarank"])
+def model(request: pytest.FixtureRequest, linear_model: Pipeline, ranker_model: Pipeline) -> Pipeline:
+    """Each test runs on both reason paths: the linear model's own and LightGBM's path attributions."""
+    return linear_model if request.param == "logistic" else ranker_model
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +67,10 @@ def test_a_job_that_cannot_be_scored_fails_alone(model: Pipeline, requests: list
         rank_many(model, match_columns_of([(job, [])]), [0], [None], 3)
 
 
-def test_the_linear_shortcut_agrees_with_scikit_learn(model: Pipeline, requests: list) -> None:
-    estimator = estimator_of(model)
+def test_the_linear_shortcut_agrees_with_scikit_learn(linear_model: Pipeline, requests: list) -> None:
+    estimator = estimator_of(linear_model)
     assert is_scaled_linear(estimator)
-    features = features_of(model).transform(match_columns_of(requests))
+    features = features_of(linear_model).transform(match_columns_of(requests))
     scores, effects = scaled_linear_scores(estimator, features)
     np.testing.assert_allclose(scores, match_scores(estimator, features), rtol=1e-12, atol=0)
     scaler, linear = estimator.steps[0][1], estimator.steps[1][1]

@@ -1,17 +1,36 @@
 """Why a candidate ranks where it does: each feature's contribution to its score.
 
-Exact where the model allows it, and cheap enough for a request path:
+`contributions` is exact where the model allows it:
   - a scaled linear model: coefficient x standardised value (log-odds against the
     average training applicant);
   - LightGBM: its own SHAP values (`pred_contrib`);
   - anything else: how much the score drops (or rises) when the feature is set
     to the mean of the other candidates for the same job.
+
+`reason_contributions` is what a request's reasons use: the same, except for LightGBM,
+whose exact SHAP values cost 53 ms per 50 candidates with a 600-tree ranker (TreeSHAP
+walks every leaf of every tree for each row), ten times the rest of a request. There it
+gives path attributions (Saabas; `treeinterpreter`'s method): each split on a row's path
+credits its feature with the change it makes to the tree's expected score. They add up to
+the raw score minus the ensemble's expected score, as SHAP values do, and agree with them
+in sign (99.9% on the top three), but they are not consistent (Lundberg et al., 2018: a
+feature can get less credit from a model that relies on it more), so the top reason can
+differ from SHAP's: the serving benchmark prints how often. A row's attributions depend
+only on the leaf it reaches in each tree, so they are a table lookup per tree
+(`PathAttributions`), about 2 ms per 50 candidates with the scores included. Offline
+figures (the drift gate's reliance) keep the exact SHAP values of `contributions`.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
-from lightgbm import LGBMModel
+import scipy.sparse as sp
+from lightgbm import Booster, LGBMModel
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
@@ -28,6 +47,91 @@ def contributions(estimator: BaseEstimator, features: np.ndarray) -> np.ndarray:
     if isinstance(estimator, LGBMModel):
         return np.asarray(estimator.booster_.predict(features, pred_contrib=True))[:, :-1]
     return _mean_replacement(estimator, features)
+
+
+def reason_contributions(estimator: BaseEstimator, features: np.ndarray) -> np.ndarray:
+    """Rows x features, for a request's reasons: `contributions`, with path attributions for LightGBM."""
+    if isinstance(estimator, LGBMModel):
+        return path_attributions_of(estimator)(features)
+    return contributions(estimator, features)
+
+
+@dataclass(frozen=True)
+class PathAttributions:
+    """A LightGBM ensemble's path attributions as a table: one row of feature credits per (tree, leaf).
+
+    Built once per model from its dump (0.1-0.3 s for 600 trees). A row's attributions are
+    the sum of its leaves' table rows: LightGBM finds the leaves (`pred_leaf`), and one
+    sparse product (rows x leaves, one 1 per tree) sums them. The table's last column is
+    the leaf's value, so the same product gives the raw score, summed tree by tree in the
+    order LightGBM sums it: the same bits as `predict`, from one pass down the trees
+    instead of two (1.9 ms of a 6.2 ms request, 50 candidates, 600 trees).
+    """
+
+    booster: Booster
+    table: np.ndarray  # (trees x leaves) x (features + 1): each feature's credit on the path to that leaf, its value
+    leaf_offset: np.ndarray  # per tree, its first row in `table`
+    expected_score: float  # the raw score of a row no split tells anything about: the trees' root values
+
+    @classmethod
+    def of(cls, booster: Booster) -> PathAttributions:
+        trees = booster.dump_model()["tree_info"]
+        width, n_features = max(tree["num_leaves"] for tree in trees), booster.num_feature()
+        table = np.zeros((len(trees), width, n_features + 1))
+        expected = 0.0
+        for t, tree in enumerate(trees):
+            root = tree["tree_structure"]
+            expected += _node_value(root)
+            pending = [(root, np.zeros(n_features + 1))]
+            while pending:
+                node, credit = pending.pop()
+                if "leaf_index" in node:  # a tree of one leaf moves every row alike: no feature earns it
+                    table[t, node["leaf_index"]] = credit
+                    table[t, node["leaf_index"], -1] = node["leaf_value"]
+                    continue
+                for child in (node["left_child"], node["right_child"]):
+                    child_credit = credit.copy()
+                    child_credit[node["split_feature"]] += _node_value(child) - node["internal_value"]
+                    pending.append((child, child_credit))
+        return cls(booster, table.reshape(-1, n_features + 1), np.arange(len(trees)) * width, expected)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """Rows x features: each feature's credit for the row's raw score."""
+        return self.scores_and_contributions(features)[1]
+
+    def scores_and_contributions(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(raw scores, bit for bit `predict`'s; rows x features contributions) from one pass down the trees."""
+        leaves = np.asarray(self.booster.predict(features, pred_leaf=True), dtype=np.intp).reshape(len(features), -1)
+        trees = leaves.shape[1]
+        picks = sp.csr_matrix(
+            (np.ones(leaves.size), (leaves + self.leaf_offset[:trees]).ravel(), np.arange(0, leaves.size + 1, trees)),
+            shape=(len(features), len(self.table)),
+        )
+        summed = np.asarray(picks @ self.table)
+        return summed[:, -1], summed[:, :-1]
+
+
+def _node_value(node: dict[str, Any]) -> float:
+    return float(node["leaf_value"] if "leaf_index" in node else node["internal_value"])
+
+
+_PATH_ATTRIBUTIONS: weakref.WeakKeyDictionary[LGBMModel, PathAttributions] = weakref.WeakKeyDictionary()
+_PATH_ATTRIBUTIONS_LOCK = threading.Lock()
+
+
+def path_attributions_of(estimator: LGBMModel) -> PathAttributions:
+    """The fitted estimator's table, built at first use and kept while the estimator lives."""
+    with _PATH_ATTRIBUTIONS_LOCK:  # the serving loop and a shadow thread may ask at once
+        table = _PATH_ATTRIBUTIONS.get(estimator)
+        if table is None:
+            table = _PATH_ATTRIBUTIONS[estimator] = PathAttributions.of(estimator.booster_)
+        return table
+
+
+def prepare_reasons(estimator: BaseEstimator) -> None:
+    """Build what `reason_contributions` needs for this estimator now, rather than at its first request."""
+    if isinstance(estimator, LGBMModel):
+        path_attributions_of(estimator)
 
 
 def is_scaled_linear(estimator: BaseEstimator) -> bool:

@@ -14,13 +14,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from lightgbm import LGBMModel
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from gigmatch.data.validation import ContractError, Violation
 from gigmatch.features.match_frame import match_columns, match_frame_from_table
 from gigmatch.features.names import FEATURE_LABELS, FEATURE_NAMES
 from gigmatch.groups import rank_within_groups
-from gigmatch.model.explain import contributions, is_scaled_linear, scaled_linear_scores, top_reasons
+from gigmatch.model.explain import (
+    contributions,
+    is_scaled_linear,
+    path_attributions_of,
+    scaled_linear_scores,
+    top_reasons,
+)
 from gigmatch.model.pipeline import estimator_of, features_of, match_scores
 
 _LABELS = tuple(FEATURE_LABELS[name] for name in FEATURE_NAMES)
@@ -79,40 +87,65 @@ def rank_many(
     features = features_of(model).transform(rows)
     estimator = estimator_of(model)
     linear = is_scaled_linear(estimator)
-    if linear:  # scores, every row's contributions and so its reasons, for the whole batch at once
-        scores, all_effects = scaled_linear_scores(estimator, features)
+    # Scores, every row's contributions and so its reasons, for the whole batch at once where the model allows it.
+    row_wise = linear or isinstance(estimator, LGBMModel)
+    if row_wise:
+        if linear:
+            scores, all_effects = scaled_linear_scores(estimator, features)
+        else:
+            scores, all_effects = path_attributions_of(estimator).scores_and_contributions(features)
         all_reasons = top_reasons(all_effects, n_reasons)
         all_reason_effects = np.take_along_axis(all_effects, all_reasons, axis=1)
     else:
         scores = match_scores(estimator, features)
     finite = np.isfinite(features).all(axis=1)
     freelancer_ids = rows["freelancer_id"]
+    bounds = list(zip(top_ks, np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes), strict=True))
+    orders = [np.argsort(-scores[lo:hi], kind="stable")[: top_k or hi - lo] for top_k, lo, hi in bounds]
+    if not row_wise:  # contributions cost model calls: only for the rows that are returned
+        all_reasons, all_reason_effects = _returned_reasons(estimator, features, orders, bounds, finite, n_reasons)
     rankings: list[Ranking | ValueError] = []
-    for top_k, lo, hi in zip(top_ks, np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes), strict=True):
+    for order, (_, lo, hi) in zip(orders, bounds, strict=True):
         job_features = features[lo:hi]
         if not finite[lo:hi].all():
             bad = sorted({FEATURE_NAMES[j] for j in np.flatnonzero(~np.isfinite(job_features).all(axis=0))})
             rankings.append(ValueError(f"features out of range for these inputs: {', '.join(bad)}"))
             continue
-        job_scores = scores[lo:hi]
-        order = np.argsort(-job_scores, kind="stable")[: top_k or len(job_scores)]
-        if linear:
-            reason_features, reason_effects = all_reasons[lo:hi][order], all_reason_effects[lo:hi][order]
-        else:  # contributions cost model calls here: only for the rows that are returned
-            effects = contributions(estimator, job_features[order]) if n_reasons else np.zeros((len(order), 0))
-            reason_features = top_reasons(effects, n_reasons)
-            reason_effects = np.take_along_axis(effects, reason_features, axis=1)
         rankings.append(
             Ranking(
                 freelancer_ids=freelancer_ids[lo:hi],
                 features=job_features,
-                scores=job_scores,
+                scores=scores[lo:hi],
                 order=order,
-                reason_features=reason_features,
-                reason_effects=reason_effects,
+                reason_features=all_reasons[lo:hi][order],
+                reason_effects=all_reason_effects[lo:hi][order],
             )
         )
     return rankings
+
+
+def _returned_reasons(
+    estimator: BaseEstimator,
+    features: np.ndarray,
+    orders: list[np.ndarray],
+    bounds: list[tuple[int | None, int, int]],
+    finite: np.ndarray,
+    n_reasons: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's reasons (feature indices, effects), filled in for the returned rows of jobs that can be scored.
+
+    One call per job: the mean replacement compares a job's own candidates.
+    """
+    count = min(n_reasons, features.shape[1])
+    reasons, effects = np.zeros((len(features), count), dtype=np.intp), np.zeros((len(features), count))
+    for order, (_, lo, hi) in zip(orders, bounds, strict=True):
+        if not count or not finite[lo:hi].all():
+            continue
+        rows = lo + order
+        row_effects = contributions(estimator, features[rows])
+        reasons[rows] = top_reasons(row_effects, count)
+        effects[rows] = np.take_along_axis(row_effects, reasons[rows], axis=1)
+    return reasons, effects
 
 
 def read_match_table(path: Path) -> pd.DataFrame:
@@ -121,6 +154,11 @@ def read_match_table(path: Path) -> pd.DataFrame:
         table = pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowException) as exc:
         raise ContractError([Violation("input", None, "readable_parquet", 0, (f"{path}: {exc}",))]) from exc
+    return checked_match_frame(table)
+
+
+def checked_match_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """`match_frame_from_table`, its ValueError as the ContractError scoring answers bad input with (exit 2)."""
     try:
         return match_frame_from_table(table)
     except ValueError as exc:
