@@ -145,6 +145,7 @@ bench: install ## Run the benchmarks (prints figures; the serving ones need wrk 
 	python benchmarks/bench_reload.py
 	python benchmarks/bench_drift.py
 	python benchmarks/bench_loop.py
+	python benchmarks/bench_scale.py
 
 clean: ## Remove caches and the virtual environment (keeps data and the DVC cache)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache

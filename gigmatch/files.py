@@ -104,7 +104,10 @@ def staged_directory(target: Path) -> Iterator[Path]:
         if target.exists():
             target.rename(backup)
         staging.rename(target)
-        shutil.rmtree(backup, ignore_errors=True)
+        if backup.is_dir():
+            shutil.rmtree(backup, ignore_errors=True)
+        else:  # a file the directory replaces (e.g. an in-process score's output)
+            backup.unlink(missing_ok=True)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

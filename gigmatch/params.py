@@ -224,6 +224,19 @@ class BatchParams(_Section):
     rows: Annotated[int, Field(ge=1)]
 
 
+class EngineParams(_Section):
+    """Where the stages that grow with the data run (`gigmatch.scale`): in this process, or on Dask."""
+
+    kind: Literal["in_process", "dask"]
+    partition_rows: Annotated[int, Field(ge=1000)]  # applications per partition (whole jobs each)
+    workers: Annotated[int, Field(ge=1)] | None  # a local cluster's worker processes; None: one per core
+    worker_memory_gib: Annotated[float, Field(gt=0)] | None  # a local cluster's limit per worker; None: Dask's share
+
+    @property
+    def worker_memory_bytes(self) -> int | None:
+        return None if self.worker_memory_gib is None else int(self.worker_memory_gib * 2**30)
+
+
 class Params(_Section):
     data: DataParams
     simulate: SimulateParams
@@ -235,6 +248,8 @@ class Params(_Section):
     promote: PromoteParams
     batch: BatchParams
     drift: DriftParams
+    # Optional, so a project's params.yaml from before the Dask engine still loads: in-process.
+    engine: EngineParams = EngineParams(kind="in_process", partition_rows=250_000, workers=None, worker_memory_gib=None)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

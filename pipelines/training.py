@@ -11,6 +11,7 @@ or interrupted run never moves it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,8 @@ from gigmatch.params import EvaluateParams, ModelSpec, Params, SplitParams, load
 from gigmatch.repro.fingerprint import FINGERPRINT_FILE, LOCAL_FINGERPRINT_FILE, model_fingerprint
 from gigmatch.repro.lineage import Lineage, current_lineage
 from gigmatch.repro.recording import RecordedFingerprint, record_fingerprint, write_recorded
+from gigmatch.scale.cluster import engine_session
+from gigmatch.training.estimators import RANKERS
 from gigmatch.training.evaluation import EvaluationSet, ReferenceFigures, evaluate_references, ranking_metrics
 from gigmatch.training.fitting import (
     FeatureMatrices,
@@ -76,14 +79,18 @@ class TrainingOutcome:
 
 
 @flow(name="gigmatch-train", log_prints=True)
-def train_flow(params_path: Path = Path("params.yaml"), data_origin: dict[str, str] | None = None) -> TrainingOutcome:
-    """`data_origin`: tags saying where the data came from, when not from the pin alone (monitoring's retraining)."""
+def train_flow(
+    params_path: Path = Path("params.yaml"), data_origin: dict[str, str] | None = None, engine: str = "in_process"
+) -> TrainingOutcome:
+    """`data_origin`: tags saying where the data came from, when not from the pin alone (monitoring's retraining).
+    `engine`: where the stages that grow with the data run (`run_training` opens it), logged and tagged."""
     params = load_params(params_path)
     model_name = params.register_.model_name
     experiment_id = open_experiment(params.register_.experiment)
     frames, lineage = load_snapshot(params.data.dir)
     profiles = "as_of_history" if FREELANCER_HISTORY in frames else "current_values"
-    tags = {**lineage.tags(), "profile_statistics": profiles, **(data_origin or {})}
+    tags = {**lineage.tags(), "profile_statistics": profiles, "engine": engine, **(data_origin or {})}
+    print(f"engine: {engine}")
     with tracking.run(experiment_id, "train", tags=tags) as run_id:
         sets = split_by_time(frames, params.split)
         features = fit_features(sets, params.train.text_max_features)
@@ -113,13 +120,14 @@ def train_flow(params_path: Path = Path("params.yaml"), data_origin: dict[str, s
 
 
 def run_training(params_path: Path = Path("params.yaml"), data_origin: dict[str, str] | None = None) -> TrainingOutcome:
-    """Run the flow with the task runner sized from params.yaml."""
+    """Run the flow with the task runner sized from params.yaml, on the engine it names."""
     params = load_params(params_path)
     runner: ThreadPoolTaskRunner = ThreadPoolTaskRunner(max_workers=params.train.parallel_fits)
     # BLAS pools are process-wide: cap them around the whole flow too, so a model
     # finishing first cannot restore the default for one still training beside it.
-    with threadpool_limits(limits=params.train.threads):
-        return train_flow.with_options(task_runner=runner)(params_path=params_path, data_origin=data_origin)  # type: ignore[arg-type]
+    with threadpool_limits(limits=params.train.threads), engine_session(params.engine) as engine:
+        flow_run = train_flow.with_options(task_runner=runner)  # type: ignore[arg-type]
+        return flow_run(params_path=params_path, data_origin=data_origin, engine=engine)
 
 
 @flow(name="gigmatch-train-on-worker", log_prints=True)
@@ -162,7 +170,15 @@ def fit_features(sets: SplitSets, text_max_features: int) -> FeatureMatrices:
 
 @task(name="train-model", cache_policy=NO_CACHE)
 def train(name: str, spec: ModelSpec, features: FeatureMatrices, sets: SplitSets, params: Params) -> TrainedModel:
-    trained = train_model(name, spec, features, sets, params.train.seed, params.train.threads)
+    fit = None
+    if params.engine.kind == "dask" and spec.kind in RANKERS:  # on the cluster run_training opened
+        from distributed import default_client
+
+        from gigmatch.scale.training import fit_ranker_on_dask
+
+        client, partition_rows = default_client(), params.engine.partition_rows
+        fit = partial(fit_ranker_on_dask, client, spec.params, seed=params.train.seed, partition_rows=partition_rows)
+    trained = train_model(name, spec, features, sets, params.train.seed, params.train.threads, fit)
     figures = trained.figures
     get_run_logger().info(
         "%s: valid NDCG@10 %.4f, test NDCG@10 %.4f", name, figures.valid["ndcg_at_10"], figures.test["ndcg_at_10"]

@@ -233,3 +233,33 @@ def test_champion_whose_classes_moved_is_compared_by_its_recorded_figure(
     with pytest.raises(GateError, match="cannot be scored by this code"):
         run_training(_params(tmp_path, training_snapshot, GOOD, split={"test_fraction": 0.2}))
     assert _alias(CHAMPION) == champion
+
+
+def test_the_dask_engine_trains_the_ranker_on_a_cluster_and_serves_it_unchanged(
+    tmp_path: Path, training_snapshot: Path
+) -> None:
+    """engine.kind dask: a local cluster for the run, the ranker fitted on its two workers, the engine in the
+    run's tags, and the model exported and served through the same bundle as one trained in-process."""
+    from fastapi.testclient import TestClient
+
+    from gigmatch.cli import ExitCode, main
+    from gigmatch.data.snapshot import read_tables
+    from serving.main import create_app
+    from serving.settings import ServingSettings
+    from tests.conftest import request_for
+
+    ranker = {"lambdarank": {"kind": "lambdarank", "params": {"n_estimators": 60, "num_leaves": 15}}}
+    engine = {"kind": "dask", "partition_rows": 1000, "workers": 2}  # about six partitions of training rows
+    params = _params(tmp_path, training_snapshot, ranker, engine=engine)
+    outcome = run_training(params)
+
+    version = MlflowClient().get_model_version("gigmatch-ranker", outcome.version)
+    tags = MlflowClient().get_run(MlflowClient().get_run(version.run_id).data.tags["mlflow.parentRunId"]).data.tags
+    assert tags["engine"].startswith("dask at tcp://127.0.0.1:") and ": 2 workers, 2 threads" in tags["engine"]
+    assert main(["export", "--out", str(tmp_path / "bundle"), "--params", str(params)]) == ExitCode.OK
+    frames = read_tables(training_snapshot)
+    job, candidates = request_for(int(frames["jobs"]["job_id"].iloc[-1]), frames)
+    settings = ServingSettings(bundle_path=tmp_path / "bundle", log_dir=tmp_path / "logs")
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/v1/match", json={"job": job, "candidates": candidates}).json()
+    assert answer["model_version"] == outcome.version and all(len(c["reasons"]) == 3 for c in answer["candidates"])

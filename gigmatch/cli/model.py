@@ -154,22 +154,42 @@ def serve(
 
 @app.command("score")
 def score(
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Parquet file: one row per (job, candidate).")],
-    output_path: Annotated[Path, typer.Argument(metavar="OUTPUT", help="Parquet file to write the ranking to.")],
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Parquet file, or a folder of them: one row per (job, candidate).")
+    ],
+    output_path: Annotated[
+        Path, typer.Argument(metavar="OUTPUT", help="Where the ranking goes: a Parquet file (a folder with Dask).")
+    ],
     bundle: Annotated[Path, typer.Option(help="Bundle directory (gigmatch export).")] = Path("bundle"),
+    params_path: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Rank many jobs' candidates from a Parquet file with the same bundle the API serves.
+    """Rank many jobs' candidates from Parquet with the same bundle the API serves.
 
     INPUT has the match columns (the job's and the freelancer's fields, as in
     /v1/match; skills as lists or space-separated slugs). OUTPUT gets job_id,
-    freelancer_id, match_score, rank and model_version, written atomically.
-    Exits 2 if INPUT is unreadable or lacks a column.
+    freelancer_id, match_score, rank and model_version, written atomically: one
+    Parquet file in-process, a folder of them (one per partition of whole jobs)
+    with engine.kind dask in params.yaml (on GIGMATCH_DASK_ADDRESS's cluster, or a
+    local one). Either reads back with pandas.read_parquet(OUTPUT). Exits 2 if INPUT
+    is unreadable or lacks a column, 3 if the cluster cannot be reached.
     """
-    from gigmatch.files import write_parquet
     from gigmatch.model.bundle import load_bundle
+
+    engine = load_params(params_path).engine
+    model = load_bundle(bundle)
+    if engine.kind == "dask":
+        from gigmatch.scale.cluster import dask_client, describe
+        from gigmatch.scale.scoring import score_on_dask
+
+        with dask_client(engine) as client:
+            console.print(f"engine: {describe(client)}")
+            with console.status("scoring on the cluster"):
+                scored = score_on_dask(model, input_path, output_path, engine.partition_rows)
+        console.print(f"ranked {scored.rows:,} candidates in {scored.partitions} partitions -> {output_path}")
+        return
+    from gigmatch.files import write_parquet
     from gigmatch.model.ranking import read_match_table, score_frame
 
-    model = load_bundle(bundle)
     frame = read_match_table(input_path)
     with console.status(f"scoring {len(frame):,} rows"):
         ranked = score_frame(model.model, frame).assign(model_version=model.version)

@@ -57,6 +57,10 @@ class ContractError(GigmatchError, ValueError):
         lines = "\n".join(f"  - {v.describe()}" for v in violations)
         super().__init__(f"data contract broken ({len(violations)} violation(s)):\n{lines}")
 
+    def __reduce__(self) -> tuple[type[ContractError], tuple[list[Violation]]]:
+        # Rebuilt from its violations, not its message: a Dask worker's error reaches the client pickled.
+        return (type(self), (self.violations,))
+
 
 def _row_label(frame: pd.DataFrame | pa.Table, contract: TableContract, row: int) -> str:
     keys = []

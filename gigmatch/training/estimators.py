@@ -49,17 +49,22 @@ def _gbm_classifier(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstim
     return HistGradientBoostingClassifier(random_state=seed, **{"early_stopping": False, **params})
 
 
-def _lambdarank(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+def lambdarank_options(params: dict[str, Any], seed: int, n_jobs: int) -> dict[str, Any]:
+    """LightGBM's ranker options, in-process or on Dask (`gigmatch.scale.training`): one place for both."""
     # deterministic + force_row_wise + a fixed thread count make LightGBM repeatable bit for bit.
-    return LGBMRanker(
-        objective="lambdarank",
-        random_state=seed,
-        n_jobs=n_jobs,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
+    return {
+        "objective": "lambdarank",
+        "random_state": seed,
+        "n_jobs": n_jobs,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
         **params,
-    )
+    }
+
+
+def _lambdarank(params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
+    return LGBMRanker(**lambdarank_options(params, seed, n_jobs))
 
 
 BUILDERS: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {

@@ -8,9 +8,11 @@ validation and test, and the one with the best validation NDCG@10 is selected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from gigmatch.features.transformer import MatchFeatures
@@ -47,10 +49,17 @@ def fit_feature_matrices(sets: SplitSets, text_max_features: int) -> FeatureMatr
 
 
 def train_model(
-    name: str, spec: ModelSpec, features: FeatureMatrices, sets: SplitSets, seed: int, threads: int
+    name: str,
+    spec: ModelSpec,
+    features: FeatureMatrices,
+    sets: SplitSets,
+    seed: int,
+    threads: int,
+    fit: Callable[[TrainingData], BaseEstimator] | None = None,
 ) -> TrainedModel:
+    """`fit`: how the estimator is fitted, when not in this process (the Dask engine's ranker)."""
     data = TrainingData(features.matrices["train"], sets.train.relevance, sets.train.group)
-    estimator = fit_estimator(spec.kind, spec.params, data, seed, threads)
+    estimator = fit(data) if fit else fit_estimator(spec.kind, spec.params, data, seed, threads)
     # Scored through the estimator on the precomputed matrices: the same numbers the
     # assembled pipeline gives on the frames, without computing the features again.
     scores = {split: match_scores(estimator, features.matrices[split]) for split in ("valid", "test")}

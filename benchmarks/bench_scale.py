@@ -1,0 +1,170 @@
+"""Scale-out benchmark: the stages the Dask engine runs, at 1M, 3M and 10M applications, with each engine.
+
+Stages measured today: batch scoring (`gigmatch score`, the only stage on Dask so far;
+README, "Scaling out"). The input is the simulator's marketplace at 1M applications as
+match rows (a folder of Parquet files of 250,000 rows each); larger sizes repeat it with
+the job ids moved, file after file, so no process ever holds more than one copy to write
+it. Each (size, engine) runs `gigmatch score` in a fresh process; its peak memory is that
+of the whole process tree (the command and, with Dask, its local cluster's workers),
+sampled every 0.2 s. Printed: wall time, rows per second, peak RSS, the Dask engine's time
+against the in-process engine's at the same size, and each engine's scaling factor
+against linear from the smallest size (3x the rows in 3x the time is 1.00).
+
+    make export && python benchmarks/bench_scale.py [--bundle bundle] [--sizes 1000000 3000000 10000000]
+        [--engines in_process dask] [--timeout 2700]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_APPLICATIONS = 1_000_000
+JOBS_PER_APPLICATION = 1 / 24.1  # mean applicants per job with the default params (bench_data.py)
+FREELANCERS_PER_JOB = 4.0
+FILE_ROWS = 250_000
+JOB_ID_STRIDE = 10**8  # job ids of the k-th copy are moved by k times this: never a simulated job's
+
+
+def write_base_rows(folder: Path) -> int:
+    """The 1M-application marketplace's match rows, in files of FILE_ROWS; the number of rows."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from gigmatch.data.simulator import generate_marketplace
+    from gigmatch.features.match_frame import build_match_frame
+    from gigmatch.params import load_params, override
+
+    n_jobs = round(BASE_APPLICATIONS * JOBS_PER_APPLICATION)
+    simulate = override(
+        load_params(ROOT / "params.yaml").simulate, n_jobs=n_jobs, n_freelancers=round(n_jobs * FREELANCERS_PER_JOB)
+    )
+    market = generate_marketplace(simulate)
+    rows = build_match_frame(market.applications, market.jobs, market.freelancers)
+    rows = rows.iloc[np.random.default_rng(5).permutation(len(rows))].reset_index(drop=True)  # jobs across files
+    folder.mkdir(parents=True)
+    for i, start in enumerate(range(0, len(rows), FILE_ROWS)):
+        rows.iloc[start : start + FILE_ROWS].to_parquet(folder / f"rows-0-{i:03d}.parquet", index=False)
+    return len(rows)
+
+
+def sized_input(base: Path, base_rows: int, size: int, workdir: Path) -> tuple[Path, int]:
+    """A folder of about `size` rows: copies of the base files, the job ids of copy k moved by k * JOB_ID_STRIDE."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    copies = max(1, round(size / base_rows))
+    folder = workdir / f"input-{copies}x"
+    if folder.exists():
+        return folder, copies * base_rows
+    folder.mkdir()
+    for copy in range(copies):
+        for path in sorted(base.glob("*.parquet")):
+            table = pq.read_table(path)
+            moved = pc.add(table["job_id"], copy * JOB_ID_STRIDE)
+            table = table.set_column(table.schema.get_field_index("job_id"), "job_id", moved)
+            pq.write_table(table, folder / path.name.replace("rows-0-", f"rows-{copy}-"))
+    return folder, copies * base_rows
+
+
+def params_for(engine: str, workdir: Path) -> Path:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["engine"]["kind"] = engine
+    path = workdir / f"params-{engine}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def run_measured(command: list[str], timeout: float) -> dict[str, float]:
+    """Wall time and the peak RSS of the command's whole process tree (sampled), or raise on failure."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        root = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    finally:
+        done.set()
+        sampler.join()
+    elapsed = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{output.decode()[-2000:]}")
+    return {"seconds": elapsed, "peak_mb": peak[0] / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=ROOT / "bundle")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
+    parser.add_argument("--engines", nargs="+", choices=("in_process", "dask"), default=["in_process", "dask"])
+    parser.add_argument("--timeout", type=float, default=2700, help="seconds per run before it counts as failed")
+    args = parser.parse_args()
+    gigmatch = str(Path(sys.executable).with_name("gigmatch"))
+    results: dict[tuple[int, str], dict[str, float] | str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        start = time.perf_counter()
+        base_rows = write_base_rows(workdir / "base")
+        took = time.perf_counter() - start
+        print(f"input: {base_rows:,} match rows of the 1M-application marketplace, written in {took:.0f} s")
+        for size in args.sizes:
+            folder, rows = sized_input(workdir / "base", base_rows, size, workdir)
+            for engine in args.engines:
+                out = workdir / f"out-{engine}-{rows}"
+                command = [gigmatch, "score", str(folder), str(out), "--bundle", str(args.bundle)]
+                command += ["--params", str(params_for(engine, workdir))]
+                try:
+                    results[(rows, engine)] = {**run_measured(command, args.timeout), "rows": rows}
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    results[(rows, engine)] = str(exc).splitlines()[-1][:100]
+                subprocess.run(["rm", "-rf", str(out)], check=False)
+    report(results)
+
+
+def report(results: dict[tuple[int, str], dict[str, float] | str]) -> None:
+    print(f"{'stage':<14} {'rows':>11} {'engine':<11} {'wall s':>8} {'rows/s':>10} {'peak MB':>8} {'vs in-process':>14}"
+          f" {'vs linear':>10}")  # fmt: skip
+    smallest: dict[str, dict[str, float]] = {}
+    for (rows, engine), fig in sorted(results.items()):
+        if isinstance(fig, str):
+            print(f"{'batch scoring':<14} {rows:>11,} {engine:<11} failed: {fig}")
+            continue
+        local = results.get((rows, "in_process"))
+        versus = f"{fig['seconds'] / local['seconds']:.2f}x" if isinstance(local, dict) and engine == "dask" else ""
+        base = smallest.setdefault(engine, fig)
+        linear = (fig["seconds"] / base["seconds"]) / (rows / base["rows"])
+        print(
+            f"{'batch scoring':<14} {rows:>11,} {engine:<11} {fig['seconds']:>8.1f} {rows / fig['seconds']:>10,.0f}"
+            f" {fig['peak_mb']:>8.0f} {versus:>14} {linear:>10.2f}"
+        )
+    print("targets (the whole pipeline, issue 18): 10M on Dask < 45 min, peak < 16 GiB; 1M on Dask <= 1.5x in-process")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The Dask client a command runs on: a running scheduler's, or a local cluster's that lives as long as the command."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gigmatch.errors import ExitCode, GigmatchError
+from gigmatch.params import EngineParams
+from gigmatch.settings import read_settings
+
+CONNECT_TIMEOUT_SECONDS = 20
+
+
+class DaskSettings(BaseSettings):
+    """Where the Dask engine's scheduler is: unset, each command starts a local cluster of its own."""
+
+    model_config = SettingsConfigDict(env_prefix="GIGMATCH_DASK_")
+
+    # GIGMATCH_DASK_ADDRESS, e.g. tcp://scheduler:8786
+    address: Annotated[str | None, Field(pattern=r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$")] = None
+    connect_timeout_seconds: Annotated[float, Field(gt=0)] = CONNECT_TIMEOUT_SECONDS
+
+
+class ClusterError(GigmatchError, RuntimeError):
+    """The Dask scheduler cannot be reached, or the local cluster cannot start."""
+
+    exit_code = ExitCode.ERROR
+
+
+def local_cluster_size(engine: EngineParams) -> tuple[int, int | None]:
+    """(workers, memory limit per worker in bytes; None: Dask's own share of the machine's memory)."""
+    workers = engine.workers or max(1, len(os.sched_getaffinity(0)))
+    return workers, engine.worker_memory_bytes
+
+
+@contextmanager
+def dask_client(engine: EngineParams) -> Iterator[object]:
+    """A `distributed.Client` on GIGMATCH_DASK_ADDRESS, or on a LocalCluster started here and stopped on exit.
+
+    The local cluster's workers are processes of one thread each: LightGBM and the
+    feature code hold the GIL, and BLAS or OpenMP threads beside another worker's would
+    oversubscribe the cores (ten times slower, measured).
+    """
+    from distributed import Client, LocalCluster
+
+    settings = read_settings(DaskSettings)
+    if settings.address is not None:
+        try:
+            client = Client(settings.address, timeout=settings.connect_timeout_seconds)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at GIGMATCH_DASK_ADDRESS={settings.address}"
+                f" within {settings.connect_timeout_seconds:g} s: {exc}"
+            ) from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    workers, memory = local_cluster_size(engine)
+    try:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit=memory if memory is not None else "auto",
+            silence_logs=40,  # errors only: its info lines would bury the command's own
+        )
+    except Exception as exc:  # whatever stops it, the command cannot run
+        raise ClusterError(f"cannot start a local Dask cluster of {workers} workers: {exc}") from exc
+    try:
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        with suppress(Exception):  # closing stops the worker processes; a failure here must not hide the body's
+            cluster.close()
+
+
+@contextmanager
+def engine_session(engine: EngineParams) -> Iterator[str]:
+    """Around a command's stages: the engine's description; with Dask, its client is the default meanwhile."""
+    if engine.kind == "in_process":
+        yield "in_process"
+        return
+    with dask_client(engine) as client:
+        yield describe(client)
+
+
+def describe(client: object) -> str:
+    """One line for logs and run tags: where the cluster is and what it holds."""
+    info = client.scheduler_info()  # type: ignore[attr-defined]
+    workers = info.get("workers", {})
+    threads = sum(int(w.get("nthreads", 0)) for w in workers.values())
+    memory = sum(int(w.get("memory_limit", 0) or 0) for w in workers.values())
+    return f"dask at {info.get('address')}: {len(workers)} workers, {threads} threads, {memory / 2**30:.1f} GiB"

@@ -1,0 +1,51 @@
+"""Partitions that hold whole jobs: a job's candidates are ranked, and its features compared, against each other."""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+JOB = "job_id"
+_KEY = "partition_job_id"  # the index: a name of its own, so that `job_id` stays an unambiguous column
+
+
+def by_job(frame: dd.DataFrame, partition_rows: int) -> dd.DataFrame:
+    """The rows indexed and partitioned by job id: every job in exactly one partition, jobs in order.
+
+    The cuts are chosen from each job's row count (one pass over the job id column), at
+    job boundaries, so that a partition holds about `partition_rows` rows (at most one
+    job more): `set_index` with these divisions then only moves rows, it samples nothing.
+    (Its own quantile cuts could not be asked for more partitions than there are jobs.)
+    The job id stays a column as well: the stages read it there, as they do in-process.
+    """
+    sizes = frame[JOB].value_counts().compute().sort_index()
+    divisions = job_divisions(sizes.index.to_numpy(), sizes.to_numpy(), partition_rows)
+    return frame.assign(**{_KEY: frame[JOB]}).set_index(_KEY, divisions=divisions)
+
+
+def job_divisions(jobs: np.ndarray, sizes: np.ndarray, partition_rows: int) -> list[int]:
+    """Dask divisions over sorted job ids: the jobs whose first row falls in the same stretch of
+    `partition_rows` rows (counting job after job) share a partition, so a partition starts at a job
+    and holds at most `partition_rows` rows plus its last job's."""
+    if len(jobs) == 0:
+        raise ValueError("no rows to partition")
+    before = np.cumsum(sizes) - sizes  # rows of the jobs before each one
+    partition = before // partition_rows
+    starts = np.flatnonzero(np.diff(partition, prepend=-1))
+    return [*jobs[starts].tolist(), int(jobs[-1])]
+
+
+def jobs_per_partition(frame: dd.DataFrame) -> list[np.ndarray]:
+    """The distinct job ids of each partition (for checks and tests: it reads every partition)."""
+    parts = frame[JOB].map_partitions(lambda jobs: pd.Series([np.unique(jobs.to_numpy())]), meta=(None, "object"))
+    return list(parts.compute())
+
+
+def split_jobs(frame: dd.DataFrame) -> list[int]:
+    """Job ids found in more than one partition: empty for a frame `by_job` made."""
+    seen: dict[int, int] = {}
+    for jobs in jobs_per_partition(frame):
+        for job in jobs.tolist():
+            seen[job] = seen.get(job, 0) + 1
+    return sorted(job for job, count in seen.items() if count > 1)
