@@ -11,7 +11,6 @@ or interrupted run never moves it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +30,7 @@ from gigmatch.repro.fingerprint import FINGERPRINT_FILE, LOCAL_FINGERPRINT_FILE,
 from gigmatch.repro.lineage import Lineage, current_lineage
 from gigmatch.repro.recording import RecordedFingerprint, record_fingerprint, write_recorded
 from gigmatch.scale.cluster import engine_session
-from gigmatch.training.estimators import RANKERS
+from gigmatch.scale.training import ranker_fit
 from gigmatch.training.evaluation import EvaluationSet, ReferenceFigures, evaluate_references, ranking_metrics
 from gigmatch.training.fitting import (
     FeatureMatrices,
@@ -170,14 +169,7 @@ def fit_features(sets: SplitSets, text_max_features: int) -> FeatureMatrices:
 
 @task(name="train-model", cache_policy=NO_CACHE)
 def train(name: str, spec: ModelSpec, features: FeatureMatrices, sets: SplitSets, params: Params) -> TrainedModel:
-    fit = None
-    if params.engine.kind == "dask" and spec.kind in RANKERS:  # on the cluster run_training opened
-        from distributed import default_client
-
-        from gigmatch.scale.training import fit_ranker_on_dask
-
-        client, partition_rows = default_client(), params.engine.partition_rows
-        fit = partial(fit_ranker_on_dask, client, spec.params, seed=params.train.seed, partition_rows=partition_rows)
+    fit = ranker_fit(params.engine, spec, params.train.seed, params.train.threads)  # on the cluster run_training opened
     trained = train_model(name, spec, features, sets, params.train.seed, params.train.threads, fit)
     figures = trained.figures
     get_run_logger().info(

@@ -43,13 +43,21 @@ class ModelStore:
         with self._reload_lock, _polite_gil():  # one reload at a time; requests never wait on it
             try:
                 bundle = load_bundle(self.path)
-                prepare_reasons(estimator_of(bundle.model))  # its first request would pay for it otherwise
+                _prepare_reasons(bundle)
             except BundleError as exc:
                 self._error = str(exc)
                 raise
             self._bundle = bundle  # a single reference assignment: atomic for readers
             self._error = None
             return bundle
+
+
+def _prepare_reasons(bundle: Bundle) -> None:
+    """What the model's reasons need, built now: its first request would pay for it otherwise."""
+    try:
+        prepare_reasons(estimator_of(bundle.model))
+    except Exception as exc:  # a model whose reasons cannot be computed is not ready to serve
+        raise BundleError(f"the model in {bundle.path} cannot explain its scores: {exc}") from exc
 
 
 _LOADING_SWITCH_INTERVAL = 0.0002  # seconds

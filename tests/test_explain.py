@@ -74,3 +74,30 @@ def test_the_table_scores_bit_for_bit_as_lightgbm_predicts(ranker_model: Pipelin
     scores, effects = path_attributions_of(estimator).scores_and_contributions(rows)
     np.testing.assert_array_equal(scores, estimator.predict(rows))
     np.testing.assert_array_equal(effects, reason_contributions(estimator, rows))
+
+
+def test_a_tree_of_one_leaf_scores_and_explains_like_lightgbm() -> None:
+    """A round that finds no split (here: every label the same) leaves a one-leaf tree, dumped without an index."""
+    from lightgbm import LGBMRanker
+
+    rows = np.random.default_rng(0).normal(size=(60, 4))
+    ranker = LGBMRanker(n_estimators=3, min_child_samples=5, verbose=-1).fit(rows, np.zeros(60), group=[20, 20, 20])
+    trees = ranker.booster_.dump_model()["tree_info"]
+    assert all("leaf_index" not in tree["tree_structure"] for tree in trees)
+    scores, effects = path_attributions_of(ranker).scores_and_contributions(rows)
+    np.testing.assert_array_equal(scores, ranker.predict(rows))
+    assert (effects == 0).all()  # no split, no credit
+    empty_scores, empty_effects = path_attributions_of(ranker).scores_and_contributions(rows[:0])
+    assert empty_scores.shape == (0,) and empty_effects.shape == (0, 4)
+
+
+def test_a_refitted_estimator_gets_a_new_table(ranker_model: Pipeline, rows: np.ndarray) -> None:
+    from lightgbm import LGBMRanker
+
+    ranker = LGBMRanker(n_estimators=5, min_child_samples=5, verbose=-1)
+    labels = np.random.default_rng(1).integers(0, 3, size=len(rows))
+    groups = [len(rows) // 2, len(rows) - len(rows) // 2]
+    first = path_attributions_of(ranker.fit(rows, labels, group=groups))
+    second = path_attributions_of(ranker.set_params(n_estimators=9).fit(rows, labels, group=groups))
+    assert second is not first
+    np.testing.assert_array_equal(second.scores_and_contributions(rows)[0], ranker.predict(rows))

@@ -29,7 +29,7 @@ from gigmatch.features.match_frame import build_match_frame
 from gigmatch.model.pipeline import estimator_of
 from gigmatch.params import EngineParams, ModelSpec, Params
 from gigmatch.scale.cluster import dask_client
-from gigmatch.scale.partitions import by_job, split_jobs
+from gigmatch.scale.partitions import by_job
 from gigmatch.scale.training import fit_ranker_on_dask, job_chunks
 from gigmatch.training.fitting import FeatureMatrices, fit_feature_matrices, train_model
 from gigmatch.training.splits import SplitSets, split_snapshot
@@ -38,10 +38,20 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
+def split_jobs(frame: dd.DataFrame) -> list[int]:
+    """Job ids found in more than one partition (it reads every partition)."""
+    per_partition = frame["job_id"].map_partitions(lambda jobs: pd.Series([jobs.unique()]), meta=(None, "object"))
+    seen: dict[int, int] = {}
+    for jobs in per_partition.compute():
+        for job in jobs.tolist():
+            seen[job] = seen.get(job, 0) + 1
+    return sorted(job for job, count in seen.items() if count > 1)
+
+
 @given(
     sizes=st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=80),
     input_partitions=st.integers(min_value=1, max_value=7),
-    partition_rows=st.integers(min_value=1000, max_value=1200),
+    partition_rows=st.integers(min_value=1, max_value=200),
     seed=st.integers(min_value=0, max_value=2**16),
 )
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -50,12 +60,17 @@ def test_partitions_never_split_a_job(sizes: list[int], input_partitions: int, p
     jobs = rng.choice(10**6, size=len(sizes), replace=False)
     rows = pd.DataFrame({"job_id": np.repeat(jobs, sizes), "row": np.arange(sum(sizes))})
     rows = rows.iloc[rng.permutation(len(rows))].reset_index(drop=True)  # a job's rows scattered over the input
-    # partition_rows scaled down to the example's size, so that most examples cut into several partitions
-    frame = by_job(dd.from_pandas(rows, npartitions=input_partitions), max(1, partition_rows // 1000))
+    frame = by_job(dd.from_pandas(rows, npartitions=input_partitions), partition_rows)
     assert split_jobs(frame) == []
+    size_of = dict(zip(jobs.tolist(), sizes, strict=True))
+    for part in (partition.compute() for partition in frame.partitions):
+        if len(part):  # at most partition_rows rows, plus its last job's
+            assert len(part) - size_of[int(part["job_id"].iloc[-1])] < partition_rows
     together = frame.compute()
     assert sorted(together["row"]) == list(range(sum(sizes)))  # nothing lost, nothing doubled
     assert together["job_id"].is_monotonic_increasing  # jobs in order, partition after partition
+    if sum(sizes) > 2 * partition_rows + 2 * max(sizes):  # enough rows for several partitions: they are cut
+        assert frame.npartitions > 1
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +124,9 @@ def test_scoring_on_a_local_cluster_ranks_exactly_as_in_process(
     assert all(a.max() < b.min() for a, b in itertools.pairwise(first_jobs))  # whole jobs per file
 
 
+SCORING_STAGES = ("rank_partition", "toparquet")  # the tasks that rank partitions and write them, not the cuts
+
+
 def test_a_worker_killed_mid_job_is_survived_on_a_loopback_cluster(
     tmp_path: Path, match_input: Path, bundle_dir: Path, in_process: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,23 +137,23 @@ def test_a_worker_killed_mid_job_is_survived_on_a_loopback_cluster(
         params = _params_with(tmp_path, kind="dask", partition_rows=1000)
         killed: list[int] = []
 
-        def kill_a_busy_worker() -> None:
+        def kill_a_worker_while_it_ranks() -> None:
             with Client(cluster.address, timeout=30) as watcher:
                 deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    busy = [address for address, keys in watcher.processing().items() if keys]
-                    done = sum(len(keys) for keys in watcher.has_what().values())
-                    if busy and done >= 4:  # mid-job: results held, work in flight
-                        names = {a: w["name"] for a, w in watcher.scheduler_info()["workers"].items()}
-                        killed.append(cluster.kill_worker(int(str(names[busy[0]]).rsplit("-", 1)[1])))
-                        return
+                while time.monotonic() < deadline and code is None:
+                    for address, keys in watcher.processing().items():
+                        if any(stage in str(key) for key in keys for stage in SCORING_STAGES):
+                            names = {a: w["name"] for a, w in watcher.scheduler_info()["workers"].items()}
+                            killed.append(cluster.kill_worker(int(str(names[address]).rsplit("-", 1)[1])))
+                            return
                     time.sleep(0.02)
 
-        killer = threading.Thread(target=kill_a_busy_worker)
+        code = None
+        killer = threading.Thread(target=kill_a_worker_while_it_ranks)
         killer.start()
         code = _score(match_input, tmp_path / "ranked", bundle_dir, params)
         killer.join(timeout=150)
-        assert killed, "no worker was busy mid-job: the job ended before the kill"
+        assert killed, "no worker was caught ranking: the job ended before the kill"
         assert sum(w.poll() is None for w in cluster.workers) == 1
         assert code == 0  # the scheduler ran the lost worker's tasks again on the other one
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ranked").reset_index(drop=True), in_process)
@@ -154,19 +172,26 @@ def test_bad_input_on_dask_is_refused_as_in_process(
     pd.DataFrame({"job_id": [1], "freelancer_id": [2]}).to_parquet(thin / "a.parquet")
     assert _score(thin, out, bundle_dir, params) == ExitCode.CONTRACT_BROKEN
     assert "input lacks the match columns: " in capsys.readouterr().err
-    # A value no match column takes, in one file of five: found on the worker, the same message as in-process.
+    # A value no match column takes, in one file of five: found on a worker, the same message as in-process.
     broken = tmp_path / "broken"
     broken.mkdir()
     for i, path in enumerate(sorted(match_input.glob("*.parquet"))):
         part = pd.read_parquet(path)
+        part["budget_usd"] = part["budget_usd"].astype(str)  # as a spreadsheet export may hold it
         if i == 3:
-            part.loc[part.index[7], "hourly_budget_usd"] = "a lot"
+            part.loc[part.index[7], "budget_usd"] = "a lot"
         part.to_parquet(broken / path.name, index=False)
     assert _score(broken, out, bundle_dir, params) == ExitCode.CONTRACT_BROKEN
     dask_error = capsys.readouterr().err
     assert _score(broken, tmp_path / "in-process.parquet", bundle_dir) == ExitCode.CONTRACT_BROKEN
-    assert "input values do not fit the match columns" in dask_error
-    assert dask_error.split("violation(s)")[1][:60] == capsys.readouterr().err.split("violation(s)")[1][:60]
+    assert 'input values do not fit the match columns: Unable to parse string "a lot"' in dask_error
+    assert dask_error.split("violation(s)")[1][:100] == capsys.readouterr().err.split("violation(s)")[1][:100]
+    # A column whose type differs between files: named, with the files, before any partition is read.
+    (broken / "export-0.parquet").write_bytes((match_input / "export-0.parquet").read_bytes())  # budget_usd: double
+    assert _score(broken, out, bundle_dir, params) == ExitCode.CONTRACT_BROKEN
+    refused = capsys.readouterr().err
+    assert "input.budget_usd: check 'the same type in every file (4 of 5 differ)' failed" in refused
+    assert "export-0.parquet: float" in refused and "export-1.parquet: string" in refused
     assert [p.name for p in out.iterdir()] == ["earlier.parquet"]  # nothing written over the earlier output
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ranked")]  # no staging left behind
 
@@ -217,12 +242,23 @@ def test_the_ranker_on_a_local_cluster_gives_the_in_process_model(
     local = train_model("lambdarank", RANKER, features, sets, seed=7, threads=1)
     engine = EngineParams(kind="dask", partition_rows=1000, workers=2, worker_memory_gib=None)
     with dask_client(engine) as client:
-        one = partial(fit_ranker_on_dask, client, RANKER.params, seed=7, partition_rows=10**7)
+        one = partial(fit_ranker_on_dask, client, RANKER.params, seed=7, partition_rows=10**7, threads=1)
         whole = train_model("lambdarank", RANKER, features, sets, seed=7, threads=1, fit=one)
-        several = partial(fit_ranker_on_dask, client, RANKER.params, seed=7, partition_rows=1000)
+        several = partial(fit_ranker_on_dask, client, RANKER.params, seed=7, partition_rows=1000, threads=1)
         split = train_model("lambdarank", RANKER, features, sets, seed=7, threads=1, fit=several)
     np.testing.assert_array_equal(whole.test_scores, local.test_scores)
     assert isinstance(estimator_of(split.model), LGBMRanker)  # a plain model: exported and served as one
     for metric in ("ndcg_at_10", "map_at_10"):
         assert split.figures.test[metric] == pytest.approx(local.figures.test[metric], abs=0.03), metric
-    assert not np.array_equal(split.test_scores, local.test_scores)  # several workers really trained it
+    assert len(job_chunks(sets.train.group, 1000)[0]) > 2  # several partitions: both workers hold some
+
+
+def test_scoring_needs_no_params_file_outside_a_checkout(
+    tmp_path: Path, match_input: Path, bundle_dir: Path, in_process: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: a bundle is all scoring needs
+    assert main(["score", str(match_input), "ranked.parquet", "--bundle", str(bundle_dir)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ranked.parquet"), in_process)
+    (tmp_path / "folder").mkdir()  # a Dask run's output: in-process scoring does not write a file over it
+    assert main(["score", str(match_input), "folder", "--bundle", str(bundle_dir)]) == ExitCode.USAGE
+    assert list((tmp_path / "folder").iterdir()) == []

@@ -174,8 +174,14 @@ def score(
     is unreadable or lacks a column, 3 if the cluster cannot be reached.
     """
     from gigmatch.model.bundle import load_bundle
+    from gigmatch.params import Params
 
-    engine = load_params(params_path).engine
+    # Outside a checkout (no params.yaml at the default path), a bundle is all scoring needs: in-process.
+    default_engine = params_path == DEFAULT_PARAMS_PATH and not params_path.exists()
+    engine = Params.model_fields["engine"].default if default_engine else load_params(params_path).engine
+    if engine.kind == "in_process" and output_path.is_dir():
+        problem = f"{output_path} is a folder (a Dask engine's output?): give a file"
+        raise typer.BadParameter(problem, param_hint="OUTPUT")
     model = load_bundle(bundle)
     if engine.kind == "dask":
         from gigmatch.scale.cluster import dask_client, describe

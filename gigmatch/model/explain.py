@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from lightgbm import Booster, LGBMModel
+from lightgbm import Booster, LGBMModel, LGBMRanker
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
@@ -50,10 +50,19 @@ def contributions(estimator: BaseEstimator, features: np.ndarray) -> np.ndarray:
 
 
 def reason_contributions(estimator: BaseEstimator, features: np.ndarray) -> np.ndarray:
-    """Rows x features, for a request's reasons: `contributions`, with path attributions for LightGBM."""
-    if isinstance(estimator, LGBMModel):
+    """Rows x features, for a request's reasons: `contributions`, with path attributions for LightGBM's ranker."""
+    if has_leaf_table(estimator):
         return path_attributions_of(estimator)(features)
     return contributions(estimator, features)
+
+
+def has_leaf_table(estimator: BaseEstimator) -> bool:
+    """LightGBM's ranker: one tree per round, plain leaves, and its score is the raw sum of its leaves.
+
+    (A LightGBM classifier's score is a probability and a Poisson model's an exponential of the sum,
+    so the table's sum is not their score; they keep `contributions`.)
+    """
+    return isinstance(estimator, LGBMRanker) and not estimator.get_params().get("linear_tree", False)
 
 
 @dataclass(frozen=True)
@@ -72,9 +81,10 @@ class PathAttributions:
     table: np.ndarray  # (trees x leaves) x (features + 1): each feature's credit on the path to that leaf, its value
     leaf_offset: np.ndarray  # per tree, its first row in `table`
     expected_score: float  # the raw score of a row no split tells anything about: the trees' root values
+    threads: int  # LightGBM's threads to find the leaves, as the estimator's own predict would use
 
     @classmethod
-    def of(cls, booster: Booster) -> PathAttributions:
+    def of(cls, booster: Booster, threads: int = 1) -> PathAttributions:
         trees = booster.dump_model()["tree_info"]
         width, n_features = max(tree["num_leaves"] for tree in trees), booster.num_feature()
         table = np.zeros((len(trees), width, n_features + 1))
@@ -85,15 +95,16 @@ class PathAttributions:
             pending = [(root, np.zeros(n_features + 1))]
             while pending:
                 node, credit = pending.pop()
-                if "leaf_index" in node:  # a tree of one leaf moves every row alike: no feature earns it
-                    table[t, node["leaf_index"]] = credit
-                    table[t, node["leaf_index"], -1] = node["leaf_value"]
+                if "split_feature" not in node:  # a leaf; a tree of one leaf moves every row alike: no feature earns it
+                    leaf = node.get("leaf_index", 0)  # a one-leaf tree's only leaf carries no index in the dump
+                    table[t, leaf] = credit
+                    table[t, leaf, -1] = node["leaf_value"]
                     continue
                 for child in (node["left_child"], node["right_child"]):
                     child_credit = credit.copy()
                     child_credit[node["split_feature"]] += _node_value(child) - node["internal_value"]
                     pending.append((child, child_credit))
-        return cls(booster, table.reshape(-1, n_features + 1), np.arange(len(trees)) * width, expected)
+        return cls(booster, table.reshape(-1, n_features + 1), np.arange(len(trees)) * width, expected, threads)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Rows x features: each feature's credit for the row's raw score."""
@@ -101,7 +112,10 @@ class PathAttributions:
 
     def scores_and_contributions(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(raw scores, bit for bit `predict`'s; rows x features contributions) from one pass down the trees."""
-        leaves = np.asarray(self.booster.predict(features, pred_leaf=True), dtype=np.intp).reshape(len(features), -1)
+        if not len(features):
+            return np.zeros(0), np.zeros((0, self.table.shape[1] - 1))
+        found = self.booster.predict(features, pred_leaf=True, num_threads=self.threads)
+        leaves = np.asarray(found, dtype=np.intp).reshape(len(features), -1)
         trees = leaves.shape[1]
         picks = sp.csr_matrix(
             (np.ones(leaves.size), (leaves + self.leaf_offset[:trees]).ravel(), np.arange(0, leaves.size + 1, trees)),
@@ -112,7 +126,7 @@ class PathAttributions:
 
 
 def _node_value(node: dict[str, Any]) -> float:
-    return float(node["leaf_value"] if "leaf_index" in node else node["internal_value"])
+    return float(node["internal_value"] if "split_feature" in node else node["leaf_value"])
 
 
 _PATH_ATTRIBUTIONS: weakref.WeakKeyDictionary[LGBMModel, PathAttributions] = weakref.WeakKeyDictionary()
@@ -120,17 +134,26 @@ _PATH_ATTRIBUTIONS_LOCK = threading.Lock()
 
 
 def path_attributions_of(estimator: LGBMModel) -> PathAttributions:
-    """The fitted estimator's table, built at first use and kept while the estimator lives."""
-    with _PATH_ATTRIBUTIONS_LOCK:  # the serving loop and a shadow thread may ask at once
+    """The fitted estimator's table, built at first use and kept while the estimator lives (and is not refitted).
+
+    Looked up without the lock, and built outside it: a reload building a new model's table
+    (0.1-0.3 s) must not stall the requests ranked with the current one.
+    """
+    table = _PATH_ATTRIBUTIONS.get(estimator)
+    if table is not None and table.booster is estimator.booster_:
+        return table
+    threads = estimator.n_jobs if isinstance(estimator.n_jobs, int) and estimator.n_jobs > 0 else 0  # 0: OpenMP's
+    built = PathAttributions.of(estimator.booster_, threads)
+    with _PATH_ATTRIBUTIONS_LOCK:  # two threads building at once keep one table
         table = _PATH_ATTRIBUTIONS.get(estimator)
-        if table is None:
-            table = _PATH_ATTRIBUTIONS[estimator] = PathAttributions.of(estimator.booster_)
+        if table is None or table.booster is not estimator.booster_:
+            table = _PATH_ATTRIBUTIONS[estimator] = built
         return table
 
 
 def prepare_reasons(estimator: BaseEstimator) -> None:
     """Build what `reason_contributions` needs for this estimator now, rather than at its first request."""
-    if isinstance(estimator, LGBMModel):
+    if has_leaf_table(estimator):
         path_attributions_of(estimator)
 
 

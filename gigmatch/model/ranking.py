@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from lightgbm import LGBMModel
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
@@ -24,6 +23,7 @@ from gigmatch.features.names import FEATURE_LABELS, FEATURE_NAMES
 from gigmatch.groups import rank_within_groups
 from gigmatch.model.explain import (
     contributions,
+    has_leaf_table,
     is_scaled_linear,
     path_attributions_of,
     scaled_linear_scores,
@@ -78,7 +78,7 @@ def rank_many(
     each other only, even when two jobs carry the same job id. A job that cannot be
     scored gets a ValueError in its place; the others are unaffected.
     """
-    if not all(sizes):
+    if not sizes or not all(sizes):
         raise ValueError("no candidates to rank")
     rows = match_columns(columns)  # a new dict: the job ids can be replaced below
     if sum(sizes) != len(rows["job_id"]):
@@ -88,7 +88,7 @@ def rank_many(
     estimator = estimator_of(model)
     linear = is_scaled_linear(estimator)
     # Scores, every row's contributions and so its reasons, for the whole batch at once where the model allows it.
-    row_wise = linear or isinstance(estimator, LGBMModel)
+    row_wise = linear or has_leaf_table(estimator)
     if row_wise:
         if linear:
             scores, all_effects = scaled_linear_scores(estimator, features)

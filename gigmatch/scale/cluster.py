@@ -35,7 +35,8 @@ class ClusterError(GigmatchError, RuntimeError):
 
 def local_cluster_size(engine: EngineParams) -> tuple[int, int | None]:
     """(workers, memory limit per worker in bytes; None: Dask's own share of the machine's memory)."""
-    workers = engine.workers or max(1, len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS: no affinity
+    workers = engine.workers or max(1, cores or 1)
     return workers, engine.worker_memory_bytes
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import dask.dataframe as dd
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # the training flow imports the cuts; Dask's frames only when they are used
+    import dask.dataframe as dd
 
 JOB = "job_id"
 _KEY = "partition_job_id"  # the index: a name of its own, so that `job_id` stays an unambiguous column
@@ -34,18 +37,3 @@ def job_divisions(jobs: np.ndarray, sizes: np.ndarray, partition_rows: int) -> l
     partition = before // partition_rows
     starts = np.flatnonzero(np.diff(partition, prepend=-1))
     return [*jobs[starts].tolist(), int(jobs[-1])]
-
-
-def jobs_per_partition(frame: dd.DataFrame) -> list[np.ndarray]:
-    """The distinct job ids of each partition (for checks and tests: it reads every partition)."""
-    parts = frame[JOB].map_partitions(lambda jobs: pd.Series([np.unique(jobs.to_numpy())]), meta=(None, "object"))
-    return list(parts.compute())
-
-
-def split_jobs(frame: dd.DataFrame) -> list[int]:
-    """Job ids found in more than one partition: empty for a frame `by_job` made."""
-    seen: dict[int, int] = {}
-    for jobs in jobs_per_partition(frame):
-        for job in jobs.tolist():
-            seen[job] = seen.get(job, 0) + 1
-    return sorted(job for job, count in seen.items() if count > 1)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.pipeline import Pipeline
 
-from gigmatch.data.validation import ContractError, Violation
+from gigmatch.data.validation import MAX_EXAMPLES, ContractError, Violation
 from gigmatch.features.match_frame import MATCH_COLUMNS
 from gigmatch.files import staged_directory
 from gigmatch.model.bundle import Bundle
@@ -45,16 +45,53 @@ class ScoredDataset:
 
 
 def read_match_dataset(path: Path) -> dd.DataFrame:
-    """The Parquet rows at `path` as a Dask frame; ContractError naming the path or the missing columns."""
-    try:
-        frame = dd.read_parquet(str(path))
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        raise ContractError([Violation("input", None, "readable_parquet", 0, (f"{path}: {exc}",))]) from exc
-    missing = [c for c in MATCH_COLUMNS if c not in frame.columns]
-    if missing:  # checked on the schema, before any partition is read
+    """The Parquet rows at `path` (a file, or a folder's *.parquet files) as a Dask frame.
+
+    Every file's schema is read first (its footer only): a missing column, or a column whose
+    type differs between files, is refused with a ContractError naming them before any
+    partition is read. (A type that differs between files otherwise surfaces as a failed
+    shuffle deep inside Dask, naming neither.)
+    """
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise ContractError([Violation("input", None, "readable_parquet", 0, (f"{path}: no *.parquet files",))])
+    schemas = {}
+    for file in files:
+        try:
+            schemas[file] = pq.read_schema(file)
+        except (OSError, pa.ArrowException) as exc:
+            raise ContractError([Violation("input", None, "readable_parquet", 0, (f"{file}: {exc}",))]) from exc
+    first, schema = files[0], schemas[files[0]]
+    missing = [c for c in MATCH_COLUMNS if c not in schema.names]
+    if missing:
         message = f"input lacks the match columns: {', '.join(missing)}"
         raise ContractError([Violation("input", None, "match_columns", 0, (message,))])
-    return frame
+    violations = []
+    for column in MATCH_COLUMNS:
+        expected = _kind(schema.field(column).type)
+        kinds = {file: _kind(schemas[file].field(column).type) if column in schemas[file].names else "missing"
+                 for file in files[1:]}  # fmt: skip
+        differing = [f"{file.name}: {kind}" for file, kind in kinds.items() if kind != expected]
+        if differing:
+            examples = (f"{first.name}: {expected}", *differing[:MAX_EXAMPLES])
+            check = f"the same type in every file ({len(differing)} of {len(files)} differ)"
+            violations.append(Violation("input", column, check, 0, examples))
+    if violations:
+        raise ContractError(violations)
+    return dd.read_parquet([str(file) for file in files])
+
+
+def _kind(arrow_type: pa.DataType) -> str:
+    """A column's type as the match frame reads it: string or large string, any width of integer, are alike."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return f"list<{_kind(arrow_type.value_type)}>"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    return str(arrow_type)
 
 
 def _rank_partition(part: pd.DataFrame, model: Pipeline, version: str) -> pd.DataFrame:

@@ -15,22 +15,47 @@ worker finds its own bin boundaries from its rows, so the trees differ slightly.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-import dask.array as da
 import numpy as np
 from lightgbm import LGBMRanker
-from lightgbm.dask import DaskLGBMRanker
+from sklearn.base import BaseEstimator
 
+from gigmatch.params import EngineParams, ModelSpec
 from gigmatch.scale.partitions import job_divisions
-from gigmatch.training.estimators import TrainingData, lambdarank_options
+from gigmatch.training.estimators import RANKERS, TrainingData, lambdarank_options, query_sizes
+
+# One Dask fit at a time: LightGBM holds one task on every worker that has data until training
+# ends, so two fits side by side (train.parallel_fits) on one-thread workers can each hold a worker
+# the other waits for (LightGBM issue 4942), until its two-hour network time-out.
+_ONE_FIT_AT_A_TIME = threading.Lock()
+
+
+def ranker_fit(
+    engine: EngineParams, spec: ModelSpec, seed: int, threads: int
+) -> Callable[[TrainingData], BaseEstimator] | None:
+    """How this candidate is fitted on the engine: on the current Dask client's cluster for a ranker, else None
+    (in this process, as always)."""
+    if engine.kind != "dask" or spec.kind not in RANKERS:
+        return None
+    from distributed import default_client
+
+    return partial(
+        fit_ranker_on_dask,
+        default_client(),
+        spec.params,
+        seed=seed,
+        partition_rows=engine.partition_rows,
+        threads=threads,
+    )
 
 
 def job_chunks(group: np.ndarray, partition_rows: int) -> tuple[tuple[int, ...], tuple[int, ...], np.ndarray]:
     """(rows per partition, jobs per partition, every job's size in order) for rows of contiguous, sorted jobs."""
-    if np.any(np.diff(group) < 0):
-        raise ValueError("rows of a job must be contiguous and jobs sorted for a ranker")
-    jobs, sizes = np.unique(group, return_counts=True)
+    jobs, sizes = query_sizes(group)
     divisions = job_divisions(jobs, sizes, partition_rows)
     first_jobs = np.searchsorted(jobs, divisions[:-1])
     jobs_per_partition = np.diff([*first_jobs, len(jobs)])
@@ -39,9 +64,14 @@ def job_chunks(group: np.ndarray, partition_rows: int) -> tuple[tuple[int, ...],
 
 
 def fit_ranker_on_dask(
-    client: Any, params: dict[str, Any], data: TrainingData, seed: int, partition_rows: int
+    client: Any, params: dict[str, Any], data: TrainingData, seed: int, partition_rows: int, threads: int
 ) -> LGBMRanker:
-    """The LambdaRank candidate fitted on the client's workers, returned as a local `LGBMRanker`."""
+    """The LambdaRank candidate fitted on the client's workers, returned as a local `LGBMRanker` that
+    predicts with `threads` threads, as the in-process one does."""
+    # Imported here: the training flow imports this module, and needs Dask only on the Dask engine.
+    import dask.array as da
+    from lightgbm.dask import DaskLGBMRanker
+
     rows, jobs, sizes = job_chunks(data.group, partition_rows)
     features = da.from_array(data.features, chunks=(rows, data.features.shape[1]))
     relevance = da.from_array(data.relevance, chunks=(rows,))
@@ -49,6 +79,6 @@ def fit_ranker_on_dask(
     # No n_jobs: LightGBM's Dask estimators give each worker as many threads as the worker has (one on
     # the local cluster: OpenMP threads beside another worker's ran ten times slower on 2 cores).
     options = {key: value for key, value in lambdarank_options(params, seed, n_jobs=1).items() if key != "n_jobs"}
-    ranker = DaskLGBMRanker(client=client, **options)
-    ranker.fit(features, relevance, group=group)
-    return ranker.to_local()
+    with _ONE_FIT_AT_A_TIME:
+        ranker = DaskLGBMRanker(client=client, **options).fit(features, relevance, group=group)
+    return ranker.to_local().set_params(n_jobs=threads)

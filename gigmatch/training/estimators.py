@@ -75,6 +75,14 @@ BUILDERS: dict[str, Callable[[dict[str, Any], int, int], BaseEstimator]] = {
 RANKERS = frozenset({"lambdarank"})
 
 
+def query_sizes(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(job ids, rows per job) of rows whose jobs are contiguous and sorted: a ranker's queries, in order."""
+    if np.any(np.diff(group) < 0):
+        raise ValueError("rows of a job must be contiguous and jobs sorted for a ranker")
+    jobs, sizes = np.unique(group, return_counts=True)
+    return jobs, sizes
+
+
 def build_estimator(kind: str, params: dict[str, Any], seed: int, n_jobs: int) -> BaseEstimator:
     try:
         builder = BUILDERS[kind]
@@ -90,8 +98,6 @@ def fit_estimator(kind: str, params: dict[str, Any], data: TrainingData, seed: i
     # trained side by side do not oversubscribe the cores.
     with threadpool_limits(limits=n_jobs):
         if kind in RANKERS:
-            if np.any(np.diff(data.group) < 0):
-                raise ValueError("rows of a job must be contiguous and jobs sorted for a ranker")
-            _, sizes = np.unique(data.group, return_counts=True)
+            _, sizes = query_sizes(data.group)
             return estimator.fit(data.features, data.relevance, group=sizes)
         return estimator.fit(data.features, data.hired)
