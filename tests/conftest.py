@@ -161,32 +161,33 @@ def request_for(job_id: int, frames: dict) -> tuple[dict, list[dict]]:  # type: 
     return job, candidates
 
 
-@pytest.fixture(scope="session")
-def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path) -> Path:
-    """A bundle laid out as `gigmatch export` writes it, around a model trained on the training snapshot."""
-    import json
-
-    from mlflow.sklearn import save_model
-
+def _training_match(training_snapshot: Path) -> tuple[object, object, object]:
+    """The training snapshot's match frame, its fitted features and their training data."""
     from gigmatch.data.snapshot import read_tables
     from gigmatch.features.match_frame import build_match_frame
     from gigmatch.features.transformer import MatchFeatures
-    from gigmatch.model.pipeline import assemble_pipeline
-    from gigmatch.training.estimators import TrainingData, fit_estimator
-    from pipelines.tracking import model_save_options
+    from gigmatch.training.estimators import TrainingData
 
     frames = read_tables(training_snapshot)
     apps = frames["applications"].sort_values(["job_id", "freelancer_id"])
     match = build_match_frame(apps, frames["jobs"], frames["freelancers"], frames["freelancer_history"])
     features = MatchFeatures(text_max_features=2000).fit(match)
     data = TrainingData(features.transform(match), apps["outcome"].to_numpy(), apps["job_id"].to_numpy())
-    model = assemble_pipeline(features, fit_estimator("logistic", {"C": 1.0}, data, seed=0, n_jobs=1))
-    out = tmp_path_factory.mktemp("bundle") / "bundle"
-    code_dir = tmp_path_factory.mktemp("model-code")
-    save_model(model, str(out / "model"), **model_save_options(model, match.head(5), "predict_proba", code_dir))
+    return match, features, data
+
+
+def _save_bundle(model: object, match: object, out: Path, code_dir: Path, version: str, method: str) -> Path:
+    """A bundle laid out as `gigmatch export` writes it, around `model`."""
+    import json
+
+    from mlflow.sklearn import save_model
+
+    from pipelines.tracking import model_save_options
+
+    save_model(model, str(out / "model"), **model_save_options(model, match.head(5), method, code_dir))  # type: ignore[attr-defined]
     lineage = {
         "model_name": "gigmatch-ranker",
-        "version": "7",
+        "version": version,
         "run_id": "0123456789abcdef",
         "data_md5": "d41d8cd98f00b204e9800998ecf8427e.dir",
         "git_commit": "0" * 40,
@@ -197,21 +198,34 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path
 
 
 @pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Path) -> Path:
+    """A bundle laid out as `gigmatch export` writes it, around a linear model trained on the training snapshot."""
+    from gigmatch.model.pipeline import assemble_pipeline
+    from gigmatch.training.estimators import fit_estimator
+
+    match, features, data = _training_match(training_snapshot)
+    model = assemble_pipeline(features, fit_estimator("logistic", {"C": 1.0}, data, seed=0, n_jobs=1))  # type: ignore[arg-type]
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    return _save_bundle(model, match, out, tmp_path_factory.mktemp("model-code"), "7", "predict_proba")
+
+
+@pytest.fixture(scope="session")
+def ranker_bundle_dir(tmp_path_factory: pytest.TempPathFactory, ranker_model: object, training_snapshot: Path) -> Path:
+    """The same layout around the small LambdaRank pipeline (`ranker_model`): the default data's champion kind."""
+    match, _, _ = _training_match(training_snapshot)
+    out = tmp_path_factory.mktemp("ranker-bundle") / "bundle"
+    return _save_bundle(ranker_model, match, out, tmp_path_factory.mktemp("ranker-code"), "9", "predict")
+
+
+@pytest.fixture(scope="session")
 def ranker_model(training_snapshot: Path) -> object:
     """A small LambdaRank pipeline (LightGBM) on the training snapshot: the model kind the default data promotes."""
-    from gigmatch.data.snapshot import read_tables
-    from gigmatch.features.match_frame import build_match_frame
-    from gigmatch.features.transformer import MatchFeatures
     from gigmatch.model.pipeline import assemble_pipeline
-    from gigmatch.training.estimators import TrainingData, fit_estimator
+    from gigmatch.training.estimators import fit_estimator
 
-    frames = read_tables(training_snapshot)
-    apps = frames["applications"].sort_values(["job_id", "freelancer_id"])
-    match = build_match_frame(apps, frames["jobs"], frames["freelancers"], frames["freelancer_history"])
-    features = MatchFeatures(text_max_features=2000).fit(match)
-    data = TrainingData(features.transform(match), apps["outcome"].to_numpy(), apps["job_id"].to_numpy())
+    _, features, data = _training_match(training_snapshot)
     params = {"n_estimators": 80, "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 20}
-    return assemble_pipeline(features, fit_estimator("lambdarank", params, data, seed=0, n_jobs=1))
+    return assemble_pipeline(features, fit_estimator("lambdarank", params, data, seed=0, n_jobs=1))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -163,3 +163,24 @@ def test_a_full_queue_drops_and_counts(tmp_path: Path, challenger_dir: Path, fra
     assert dropped == [1]
     assert scorer.score_pending() == 0  # the context does not fit the log's format: dropped, counted
     assert sum(dropped) == 3
+
+
+@pytest.mark.parametrize("champion", ["linear", "ranker"])
+def test_a_lightgbm_ranker_logs_as_champion_and_as_challenger(
+    tmp_path: Path, bundle_dir: Path, ranker_bundle_dir: Path, frames: dict[str, pd.DataFrame], champion: str
+) -> None:
+    """The default data promotes a LightGBM ranker: its answers reach the prediction log and its shadow rankings
+    the shadow log (found: the leaf table's scores were a strided view, which the log writer cannot serialise)."""
+    served, shadowed = (bundle_dir, ranker_bundle_dir) if champion == "linear" else (ranker_bundle_dir, bundle_dir)
+    with _client(tmp_path, served, shadowed) as client:
+        answers = _ask(client, frames, jobs=6)
+        shadow = _wait_for(tmp_path / "shadow", 6)
+        metrics = client.get("/metrics").text
+    logged = _lines(tmp_path / "logs")
+    assert sorted(line["request_id"] for line in logged) == sorted(answer["request_id"] for answer in answers)
+    assert len(shadow) == 6 and "gigmatch_shadow_dropped_total 0.0" in metrics
+    ranker_lines = shadow if champion == "linear" else logged
+    for line in ranker_lines:  # the ranker's own scores, as it ranks alone
+        job, candidates = request_for(int(line["job_id"]), frames)  # type: ignore[call-overload]
+        alone = rank_alone(load_bundle(ranker_bundle_dir).model, match_columns_of([(job, candidates)]))
+        np.testing.assert_array_equal(line[SCORE], alone.scores)  # type: ignore[attr-defined]

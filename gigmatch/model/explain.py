@@ -122,7 +122,8 @@ class PathAttributions:
             shape=(len(features), len(self.table)),
         )
         summed = np.asarray(picks @ self.table)
-        return summed[:, -1], summed[:, :-1]
+        # Contiguous copies: the prediction log's writer (orjson) serialises only C-contiguous arrays.
+        return np.ascontiguousarray(summed[:, -1]), np.ascontiguousarray(summed[:, :-1])
 
 
 def _node_value(node: dict[str, Any]) -> float:
