@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devtools.ports import free_port
 
 STOP_GRACE_SECONDS = 10
 START_TIMEOUT_SECONDS = 90
@@ -41,12 +42,6 @@ class LoopbackCluster:
         return worker.pid
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _dask(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("dask")), *args]
 
@@ -59,7 +54,7 @@ def loopback_cluster(
     from distributed import Client
 
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     environment = {**os.environ, **(env or {})}
     processes: list[subprocess.Popen[bytes]] = []

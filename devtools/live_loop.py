@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import yaml
 if TYPE_CHECKING:
     from pipelines.monitoring import MonitorOutcome
 
+from devtools.ports import free_port
 from gigmatch.training.ranking_metrics import ndcg_per_group
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,16 +66,10 @@ class ReplayFigures:
     seconds: float
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LiveLoop:
     def __init__(self, workdir: Path, size: LoopSize = LoopSize(), log: Callable[[str], None] = print):
         self.dir, self.size, self.log = Path(workdir), size, log
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: subprocess.Popen[bytes] | None = None
         self.replays: list[ReplayFigures] = []

@@ -62,7 +62,18 @@ def has_leaf_table(estimator: BaseEstimator) -> bool:
     (A LightGBM classifier's score is a probability and a Poisson model's an exponential of the sum,
     so the table's sum is not their score; they keep `contributions`.)
     """
-    return isinstance(estimator, LGBMRanker) and not estimator.get_params().get("linear_tree", False)
+    # getattr, not get_params: this runs for every batch, and get_params introspects the constructor.
+    return isinstance(estimator, LGBMRanker) and not getattr(estimator, "linear_tree", False)
+
+
+def row_wise_scores(estimator: BaseEstimator, features: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(scores, every row's reason contributions) from one pass, where each row's are its own alone: the
+    linear model and LightGBM's ranker. None for a model whose contributions compare a job's rows."""
+    if is_scaled_linear(estimator):
+        return scaled_linear_scores(estimator, features)
+    if has_leaf_table(estimator):
+        return path_attributions_of(estimator).scores_and_contributions(features)
+    return None
 
 
 @dataclass(frozen=True)

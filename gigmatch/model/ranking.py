@@ -21,14 +21,7 @@ from gigmatch.data.validation import ContractError, Violation
 from gigmatch.features.match_frame import match_columns, match_frame_from_table
 from gigmatch.features.names import FEATURE_LABELS, FEATURE_NAMES
 from gigmatch.groups import rank_within_groups
-from gigmatch.model.explain import (
-    contributions,
-    has_leaf_table,
-    is_scaled_linear,
-    path_attributions_of,
-    scaled_linear_scores,
-    top_reasons,
-)
+from gigmatch.model.explain import contributions, row_wise_scores, top_reasons
 from gigmatch.model.pipeline import estimator_of, features_of, match_scores
 
 _LABELS = tuple(FEATURE_LABELS[name] for name in FEATURE_NAMES)
@@ -86,14 +79,11 @@ def rank_many(
     rows["job_id"] = np.repeat(np.arange(len(sizes)), sizes)  # the group the within-job features compare
     features = features_of(model).transform(rows)
     estimator = estimator_of(model)
-    linear = is_scaled_linear(estimator)
     # Scores, every row's contributions and so its reasons, for the whole batch at once where the model allows it.
-    row_wise = linear or has_leaf_table(estimator)
-    if row_wise:
-        if linear:
-            scores, all_effects = scaled_linear_scores(estimator, features)
-        else:
-            scores, all_effects = path_attributions_of(estimator).scores_and_contributions(features)
+    both = row_wise_scores(estimator, features)
+    row_wise = both is not None
+    if both is not None:
+        scores, all_effects = both
         all_reasons = top_reasons(all_effects, n_reasons)
         all_reason_effects = np.take_along_axis(all_effects, all_reasons, axis=1)
     else:
