@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,9 +61,10 @@ OURS = (
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    sys.path.insert(0, str(ROOT))
+    from devtools.ports import free_port  # the one home of it
+
+    return free_port()
 
 
 def _payloads(bundle: Path, data_dir: Path | None = None) -> tuple[list[bytes], list[bytes], Any, list[Any]]:

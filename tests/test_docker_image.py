@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from devtools.docker_image import (
     start_engine,
     tail,
 )
+from devtools.ports import free_port
 from gigmatch.data.snapshot import read_tables
 from gigmatch.model.bundle import load_bundle
 from tests.conftest import match_columns_of, rank_alone, request_for
@@ -46,12 +46,6 @@ CONTAINER = "gigmatch-api-under-test"
 API_KEY = "docker-test-client-key"
 IMAGE_UID = "10001"
 HEALTHY_WITHIN_S = 240  # the machine is shared: a cold Python start in the container can be slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start(root: Path) -> Engine:
@@ -140,7 +134,7 @@ def test_the_serving_image_builds_from_a_local_base_runs_healthy_and_matches_as_
         figures["image_mb"] = _inspect(engine, IMAGE)["Size"] / 1e6
         assert _inspect(engine, IMAGE)["Config"]["User"].split(":")[0] == IMAGE_UID
 
-        port = _free_port()
+        port = free_port()
         engine.docker(*_run_command(engine, port))
         figures["healthy_s"] = _wait_healthy(engine)
         engine.processes()  # remember the container's processes: they must be gone at the end

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from devtools.new_project import LEFT_OUT, TEMPLATE_NAME, NewProjectError, check_name, create_project, project_files
+from devtools.ports import free_port
 from gigmatch.cli import ExitCode, main
 from gigmatch.params import load_params
 from tests.conftest import request_for
@@ -161,12 +161,6 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], expect: int = 0) -> su
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _call(url: str, body: object | None = None, key: str | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -237,7 +231,7 @@ def test_a_new_project_runs_its_lifecycle_on_a_clients_data(
     assert lineage["model_name"] == f"{NAME}-ranker"
 
     # Serve it with a real uvicorn; its settings answer to the new prefix.
-    port = _free_port()
+    port = free_port()
     serve_env = env | {f"{NAME.upper()}_API_KEY": "s3cret", f"{NAME.upper()}_LOG_DIR": str(tmp_path / "log")}
     server = subprocess.Popen(
         [cli, "serve", "--bundle", "bundle", "--port", str(port)],

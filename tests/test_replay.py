@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.ports import free_port
 from gigmatch.cli import main
 from gigmatch.cli.replay import render_summary
 from gigmatch.data.contract import HIRED, REJECTED
@@ -52,12 +52,6 @@ DETERMINED = ("index", "day", "phase", "job_id", "candidates", "status", "model_
 def _plan(params: Params, seed: int, requests: int = 20, **spec: Any) -> ReplayPlan:
     window = 1.0 - params.split.valid_fraction - params.split.test_fraction
     return plan_replay(params.simulate, ReplaySpec(seed, requests, **spec), window)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the plan and the outcome model (no server) ---
@@ -169,7 +163,7 @@ def test_a_remote_target_is_refused_before_any_request(capsys: pytest.CaptureFix
 
 
 def test_an_unreachable_server_fails_naming_the_url(capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     began = time.monotonic()
     assert main(["replay", "--url", url]) == ExitCode.ERROR
     assert time.monotonic() - began < 15
@@ -183,7 +177,7 @@ class Server:
     """`gigmatch serve` on a free loopback port, its logs in `tmp`, stopped by its PID."""
 
     def __init__(self, bundle: Path, tmp: Path, **settings: str):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.outcome_dir = tmp / f"outcomes-{self.port}"
         env = os.environ | settings

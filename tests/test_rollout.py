@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from devtools.ports import free_port
 from gigmatch.data.snapshot import read_tables
 from gigmatch.model.bundle import BundleError
 from pipelines import tracking
@@ -61,12 +61,6 @@ def _champion(version: str) -> None:
     tracking.record_champion(MODEL, version)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str, key: str = API_KEY) -> dict[str, object]:
     request = urllib.request.Request(url, headers={"X-API-Key": key})
     with urllib.request.urlopen(request, timeout=10) as answer:
@@ -75,7 +69,7 @@ def _get(url: str, key: str = API_KEY) -> dict[str, object]:
 
 class Server:
     def __init__(self, bundle: Path, tmp: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = os.environ | {
             "GIGMATCH_ADMIN_KEY": ADMIN_KEY, "GIGMATCH_API_KEY": API_KEY,

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from devtools.ports import free_port
 from gigmatch.data.snapshot import read_tables
 from gigmatch.features.match_frame import match_frame_from_table
 from gigmatch.model.bundle import load_bundle
@@ -258,17 +258,11 @@ def test_unwritable_log_never_fails_a_request(tmp_path: Path, bundle_dir: Path, 
         assert dropped in live.get("/metrics").text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_hot_swap_under_load_loses_no_request(tmp_path: Path, bundle_dir: Path, payload: dict) -> None:
     """A real uvicorn on loopback: requests from 6 threads while the bundle is swapped 6 times."""
     bundle = tmp_path / "bundle"
     shutil.copytree(bundle_dir, bundle)
-    port = _free_port()
+    port = free_port()
     config = ServingSettings(bundle_path=bundle, log_dir=tmp_path / "logs", admin_key=ADMIN_KEY)
     server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -315,7 +309,7 @@ def test_sighup_reloads_and_a_bad_bundle_keeps_the_old_one(tmp_path: Path, bundl
     """SIGHUP (no key: the OS authenticates a local signal) reloads a real uvicorn process, off its event loop."""
     bundle = tmp_path / "bundle"
     shutil.copytree(bundle_dir, bundle)
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GIGMATCH_")},
         "GIGMATCH_BUNDLE_PATH": str(bundle),

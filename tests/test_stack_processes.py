@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devtools.ports import free_port
 from gigmatch.stack.processes import Started, find, spawn, stop
 
 GIGMATCH = str(Path(sys.executable).with_name("gigmatch"))
@@ -89,7 +90,7 @@ def _fail_up(directory: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIGMATCH_")} | {
             "GIGMATCH_STACK_DIR": str(directory / "stack"),
             "GIGMATCH_STACK_ENV_FILE": str(directory / "env.team"),
-            "GIGMATCH_STACK_POSTGRES_PORT": str(_free_port()),
+            "GIGMATCH_STACK_POSTGRES_PORT": str(free_port()),
             "GIGMATCH_STACK_S3_PORT": str(s3_port),  # someone else's: S3 cannot start
         }
         result = subprocess.run(
@@ -104,9 +105,3 @@ def _fail_up(directory: Path) -> None:
     assert not any(str(data) in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])), (
         "PostgreSQL is still running"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
