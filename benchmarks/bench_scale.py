@@ -1,18 +1,20 @@
 """Scale-out benchmark: the stages the Dask engine runs, at 1M, 3M and 10M applications, with each engine.
 
-Stages measured today: batch scoring (`gigmatch score`; README, "Scaling out"). Training
-on Dask (the LambdaRank candidate) is not in the table yet: its features are still
-computed in one process. The input is the simulator's marketplace at 1M applications as
-match rows (a folder of Parquet files of 250,000 rows each); larger sizes repeat it with
-the job ids moved, file after file, so no process ever holds more than one copy to write
-it. Each (size, engine) runs `gigmatch score` in a fresh process; its peak memory is that
+Stages measured today (README, "Scaling out"): the data contract (`gigmatch data validate`
+on a snapshot) and batch scoring (`gigmatch score` on match rows). Training on Dask (the
+LambdaRank candidate) is not in the table yet: its features are still computed in one
+process. The input is the simulator's marketplace at 1M applications, as a snapshot and
+as match rows (a folder of Parquet files of 250,000 rows each); larger sizes repeat it
+with the job ids moved (the jobs, applications and truth of copy k; the same freelancers),
+row group by row group, so no process ever holds more than one copy to write it. Each
+(stage, size, engine) runs its command in a fresh process; its peak memory is that
 of the whole process tree (the command and, with Dask, its local cluster's workers),
 sampled every 0.2 s. Printed: wall time, rows per second, peak RSS, the Dask engine's time
 against the in-process engine's at the same size, and each engine's scaling factor
 against linear from the smallest size (3x the rows in 3x the time is 1.00).
 
     make export && python benchmarks/bench_scale.py [--bundle bundle] [--sizes 1000000 3000000 10000000]
-        [--engines in_process dask] [--timeout 2700]
+        [--engines in_process dask] [--stages validate score] [--timeout 2700]
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ FILE_ROWS = 250_000
 JOB_ID_STRIDE = 10**8  # job ids of the k-th copy are moved by k times this: never a simulated job's
 
 
-def write_base_rows(folder: Path) -> int:
-    """The 1M-application marketplace's match rows, in files of FILE_ROWS; the number of rows."""
+def write_base(folder: Path, snapshot: Path) -> int:
+    """The 1M-application marketplace: its snapshot, and its match rows in files of FILE_ROWS; the number of rows."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
+    from gigmatch.data.contract import APPLICATIONS, FREELANCER_HISTORY, FREELANCERS, JOBS, SIMULATOR_TRUTH, table_file
     from gigmatch.data.simulator import generate_marketplace
+    from gigmatch.data.snapshot import write_table
     from gigmatch.features.match_frame import build_match_frame
     from gigmatch.params import load_params, override
 
@@ -50,6 +54,11 @@ def write_base_rows(folder: Path) -> int:
         load_params(ROOT / "params.yaml").simulate, n_jobs=n_jobs, n_freelancers=round(n_jobs * FREELANCERS_PER_JOB)
     )
     market = generate_marketplace(simulate)
+    snapshot.mkdir(parents=True)
+    tables = {FREELANCERS: market.freelancers, JOBS: market.jobs, APPLICATIONS: market.applications,
+              FREELANCER_HISTORY: market.freelancer_history, SIMULATOR_TRUTH: market.simulator_truth}  # fmt: skip
+    for table, frame in tables.items():
+        write_table(frame, table, snapshot / table_file(table))
     rows = build_match_frame(market.applications, market.jobs, market.freelancers)
     rows = rows.iloc[np.random.default_rng(5).permutation(len(rows))].reset_index(drop=True)  # jobs across files
     folder.mkdir(parents=True)
@@ -74,6 +83,34 @@ def sized_input(base: Path, base_rows: int, size: int, workdir: Path) -> tuple[P
             moved = pc.add(table["job_id"], copy * JOB_ID_STRIDE)
             table = table.set_column(table.schema.get_field_index("job_id"), "job_id", moved)
             pq.write_table(table, folder / path.name.replace("rows-0-", f"rows-{copy}-"))
+    return folder, copies * base_rows
+
+
+def sized_snapshot(base: Path, size: int, workdir: Path) -> tuple[Path, int]:
+    """A snapshot of about `size` applications: the base's jobs, applications and truth repeated, the job ids of
+    copy k moved by k * JOB_ID_STRIDE, written row group by row group; the same freelancers and history."""
+    import shutil
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    base_rows = pq.ParquetFile(base / "applications.parquet").metadata.num_rows
+    copies = max(1, round(size / base_rows))
+    folder = workdir / f"snapshot-{copies}x"
+    if copies == 1 or folder.exists():
+        return (base if copies == 1 else folder), copies * base_rows
+    folder.mkdir()
+    for name in ("freelancers.parquet", "freelancer_history.parquet"):
+        shutil.copy(base / name, folder / name)
+    for name in ("jobs.parquet", "applications.parquet", "simulator_truth.parquet"):
+        source = pq.ParquetFile(base / name)
+        with pq.ParquetWriter(folder / name, source.schema_arrow, compression="zstd") as writer:
+            for copy in range(copies):
+                for group in range(source.num_row_groups):
+                    table = source.read_row_group(group)
+                    moved = pc.add(table["job_id"], copy * JOB_ID_STRIDE)
+                    at = table.schema.get_field_index("job_id")
+                    writer.write_table(table.set_column(at, table.schema.field(at), moved))  # its field: not null
     return folder, copies * base_rows
 
 
@@ -124,44 +161,57 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, default=ROOT / "bundle")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--engines", nargs="+", choices=("in_process", "dask"), default=["in_process", "dask"])
+    parser.add_argument("--stages", nargs="+", choices=("validate", "score"), default=["validate", "score"])
     parser.add_argument("--timeout", type=float, default=2700, help="seconds per run before it counts as failed")
     args = parser.parse_args()
     gigmatch = str(Path(sys.executable).with_name("gigmatch"))
-    results: dict[tuple[int, str], dict[str, float] | str] = {}
+    results: dict[tuple[str, int, str], dict[str, float] | str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         start = time.perf_counter()
-        base_rows = write_base_rows(workdir / "base")
+        base_rows = write_base(workdir / "base", workdir / "base-snapshot")
         took = time.perf_counter() - start
-        print(f"input: {base_rows:,} match rows of the 1M-application marketplace, written in {took:.0f} s")
+        print(f"input: the 1M-application marketplace ({base_rows:,} match rows), written in {took:.0f} s")
         for size in args.sizes:
-            folder, rows = sized_input(workdir / "base", base_rows, size, workdir)
+            copies = max(1, round(size / base_rows))
+            rows = copies * base_rows
+            folder = sized_input(workdir / "base", base_rows, size, workdir)[0] if "score" in args.stages else ""
+            snapshot = sized_snapshot(workdir / "base-snapshot", size, workdir)[0] if "validate" in args.stages else ""
             for engine in args.engines:
+                params = ["--params", str(params_for(engine, workdir))]
                 out = workdir / f"out-{engine}-{rows}"
-                command = [gigmatch, "score", str(folder), str(out), "--bundle", str(args.bundle)]
-                command += ["--params", str(params_for(engine, workdir))]
-                try:
-                    results[(rows, engine)] = {**run_measured(command, args.timeout), "rows": rows}
-                except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                    results[(rows, engine)] = str(exc).splitlines()[-1][:100]
+                commands = {
+                    "validate": [gigmatch, "data", "validate", str(snapshot), *params],
+                    "score": [gigmatch, "score", str(folder), str(out), "--bundle", str(args.bundle), *params],
+                }
+                for stage in args.stages:
+                    try:
+                        results[(stage, rows, engine)] = {**run_measured(commands[stage], args.timeout), "rows": rows}
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        results[(stage, rows, engine)] = str(exc).splitlines()[-1][:100]
                 subprocess.run(["rm", "-rf", str(out)], check=False)
     report(results)
 
 
-def report(results: dict[tuple[int, str], dict[str, float] | str]) -> None:
+STAGE_NAMES = {"validate": "data contract", "score": "batch scoring"}
+
+
+def report(results: dict[tuple[str, int, str], dict[str, float] | str]) -> None:
     print(f"{'stage':<14} {'rows':>11} {'engine':<11} {'wall s':>8} {'rows/s':>10} {'peak MB':>8} {'vs in-process':>14}"
           f" {'vs linear':>10}")  # fmt: skip
-    smallest: dict[str, dict[str, float]] = {}
-    for (rows, engine), fig in sorted(results.items()):
+    smallest: dict[tuple[str, str], dict[str, float]] = {}
+    order = list(STAGE_NAMES)
+    for (stage, rows, engine), fig in sorted(results.items(), key=lambda item: (order.index(item[0][0]), item[0][1:])):
+        name = STAGE_NAMES[stage]
         if isinstance(fig, str):
-            print(f"{'batch scoring':<14} {rows:>11,} {engine:<11} failed: {fig}")
+            print(f"{name:<14} {rows:>11,} {engine:<11} failed: {fig}")
             continue
-        local = results.get((rows, "in_process"))
+        local = results.get((stage, rows, "in_process"))
         versus = f"{fig['seconds'] / local['seconds']:.2f}x" if isinstance(local, dict) and engine == "dask" else ""
-        base = smallest.setdefault(engine, fig)
+        base = smallest.setdefault((stage, engine), fig)
         linear = (fig["seconds"] / base["seconds"]) / (rows / base["rows"])
         print(
-            f"{'batch scoring':<14} {rows:>11,} {engine:<11} {fig['seconds']:>8.1f} {rows / fig['seconds']:>10,.0f}"
+            f"{name:<14} {rows:>11,} {engine:<11} {fig['seconds']:>8.1f} {rows / fig['seconds']:>10,.0f}"
             f" {fig['peak_mb']:>8.0f} {versus:>14} {linear:>10.2f}"
         )
     print("targets (the whole pipeline, issue 18): 10M on Dask < 45 min, peak < 16 GiB; 1M on Dask <= 1.5x in-process")

@@ -279,3 +279,11 @@ def load_params(path: Path = DEFAULT_PARAMS_PATH) -> Params:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ParamsError(f"params file {path} is invalid: {problems}") from exc
+
+
+def load_engine(path: Path = DEFAULT_PARAMS_PATH) -> EngineParams:
+    """The engine params.yaml names; outside a checkout (no params.yaml at the default path), in-process:
+    scoring or checking given files needs no pipeline parameters."""
+    if Path(path) == DEFAULT_PARAMS_PATH and not Path(path).exists():
+        return Params.model_fields["engine"].default
+    return load_params(path).engine

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from gigmatch.data.simulator import generate_snapshot
 from gigmatch.params import Params, SimulateParams, load_params, override
@@ -109,6 +110,42 @@ def monitoring_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     get_monitoring_settings.cache_clear()
     yield tmp_path
     get_monitoring_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def local_dask_cluster() -> Iterator[None]:
+    """A LocalCluster of two one-thread worker processes, the current Dask client while the module runs."""
+    from gigmatch.params import EngineParams
+    from gigmatch.scale.cluster import dask_client
+
+    with dask_client(EngineParams(kind="dask", partition_rows=1000, workers=2, worker_memory_gib=None)):
+        yield
+
+
+def recut_snapshot(snapshot: Path, target: Path, row_group_rows: int = 1500) -> Path:
+    """A copy of the snapshot whose applications and truth are written in row groups of `row_group_rows`,
+    as a big export is: the Dask engine's stretches and partitions then cut through findings and jobs."""
+    import pyarrow.parquet as pq
+
+    from gigmatch.data.contract import APPLICATIONS, SIMULATOR_TRUTH, table_file
+
+    shutil.copytree(snapshot, target)
+    for table in (APPLICATIONS, SIMULATOR_TRUTH):
+        path = target / table_file(table)
+        pq.write_table(pq.read_table(path), path, row_group_size=row_group_rows)
+    return target
+
+
+def params_with_engine(tmp_path: Path, data_dir: Path | None = None, **engine: object) -> Path:
+    """A copy of params.yaml in `tmp_path` whose engine section has these values (and data.dir, if given)."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["engine"] = {**raw["engine"], **engine}
+    if data_dir is not None:
+        raw["data"]["dir"] = str(data_dir)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 def match_columns_of(requests: list[tuple[dict, list[dict]]]) -> dict[str, np.ndarray]:  # type: ignore[type-arg]

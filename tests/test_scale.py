@@ -17,7 +17,6 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lightgbm import LGBMRanker
@@ -33,7 +32,7 @@ from gigmatch.scale.partitions import by_job
 from gigmatch.scale.training import fit_ranker_on_dask, job_chunks
 from gigmatch.training.fitting import FeatureMatrices, fit_feature_matrices, train_model
 from gigmatch.training.splits import SplitSets, split_snapshot
-from tests.conftest import ROOT
+from tests.conftest import params_with_engine
 
 pytestmark = pytest.mark.slow
 
@@ -90,14 +89,6 @@ def match_input(tmp_path_factory: pytest.TempPathFactory, training_snapshot: Pat
     return folder
 
 
-def _params_with(tmp_path: Path, **engine: object) -> Path:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["engine"] = {**raw["engine"], **engine}
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 def _score(match_input: Path, out: Path, bundle_dir: Path, params: Path | None = None) -> int:
     extra = ["--params", str(params)] if params else []
     return main(["score", str(match_input), str(out), "--bundle", str(bundle_dir), *extra])
@@ -114,7 +105,7 @@ def test_scoring_on_a_local_cluster_ranks_exactly_as_in_process(
     tmp_path: Path, match_input: Path, bundle_dir: Path, in_process: pd.DataFrame
 ) -> None:
     out = tmp_path / "ranked"
-    params = _params_with(tmp_path, kind="dask", partition_rows=5000, workers=2)
+    params = params_with_engine(tmp_path, kind="dask", partition_rows=5000, workers=2)
     assert _score(match_input, out, bundle_dir, params) == 0
     files = sorted(out.glob("*.parquet"))
     assert len(files) >= 8  # 38,000 rows in partitions of about 5,000
@@ -134,7 +125,7 @@ def test_a_worker_killed_mid_job_is_survived_on_a_loopback_cluster(
 
     with loopback_cluster(tmp_path / "cluster", workers=2) as cluster:
         monkeypatch.setenv("GIGMATCH_DASK_ADDRESS", cluster.address)
-        params = _params_with(tmp_path, kind="dask", partition_rows=1000)
+        params = params_with_engine(tmp_path, kind="dask", partition_rows=1000)
         killed: list[int] = []
 
         def kill_a_worker_while_it_ranks() -> None:
@@ -163,7 +154,7 @@ def test_a_worker_killed_mid_job_is_survived_on_a_loopback_cluster(
 def test_bad_input_on_dask_is_refused_as_in_process(
     tmp_path: Path, match_input: Path, bundle_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = _params_with(tmp_path, kind="dask", partition_rows=5000, workers=2)
+    params = params_with_engine(tmp_path, kind="dask", partition_rows=5000, workers=2)
     out = tmp_path / "ranked"
     out.mkdir()
     (out / "earlier.parquet").write_bytes(b"an earlier run's output")
@@ -205,7 +196,7 @@ def test_an_unreachable_scheduler_is_named_within_the_timeout(
 ) -> None:
     monkeypatch.setenv("GIGMATCH_DASK_ADDRESS", "tcp://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("GIGMATCH_DASK_CONNECT_TIMEOUT_SECONDS", "3")
-    params = _params_with(tmp_path, kind="dask")
+    params = params_with_engine(tmp_path, kind="dask")
     start = time.monotonic()
     assert _score(match_input, tmp_path / "ranked", bundle_dir, params) == ExitCode.ERROR
     assert time.monotonic() - start < 30

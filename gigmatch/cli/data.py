@@ -56,15 +56,28 @@ def data_validate(
     foreign keys from applications to jobs and freelancers, and time order;
     warns when there is no freelancer_history (profile statistics then leak).
     Exits 0 when valid and 2 when not, naming the table, column, failing check
-    and a few offending rows.
+    and a few offending rows. With engine.kind dask in params.yaml the applications
+    are checked partition by partition on the cluster: the same findings.
     """
     from gigmatch.data.snapshot import profile_statistics_note, read_tables, summary_metrics
     from gigmatch.files import write_json
+    from gigmatch.params import load_engine
 
     directory = path or load_params(params_path).data.dir
-    with console.status(f"validating {directory}"):
-        frames = read_tables(directory)
-    metrics = summary_metrics(frames)
+    engine = load_engine(params_path)
+    if engine.kind == "dask":
+        from gigmatch.scale.cluster import engine_session
+        from gigmatch.scale.validation import validate_snapshot_on_dask
+
+        with engine_session(engine) as where:
+            console.print(f"engine: {where}")
+            with console.status(f"validating {directory} on the cluster"):
+                validated = validate_snapshot_on_dask(directory, engine.partition_rows)
+        frames, metrics = validated.frames, validated.metrics
+    else:
+        with console.status(f"validating {directory}"):
+            frames = read_tables(directory)
+        metrics = summary_metrics(frames)
     if report:
         write_json(report, metrics)
     _print_summary(metrics, directory)

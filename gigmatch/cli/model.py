@@ -174,11 +174,9 @@ def score(
     is unreadable or lacks a column, 3 if the cluster cannot be reached.
     """
     from gigmatch.model.bundle import load_bundle
-    from gigmatch.params import Params
+    from gigmatch.params import load_engine
 
-    # Outside a checkout (no params.yaml at the default path), a bundle is all scoring needs: in-process.
-    default_engine = params_path == DEFAULT_PARAMS_PATH and not params_path.exists()
-    engine = Params.model_fields["engine"].default if default_engine else load_params(params_path).engine
+    engine = load_engine(params_path)  # outside a checkout a bundle is all scoring needs: in-process
     if engine.kind == "in_process" and output_path.is_dir():
         problem = f"{output_path} is a folder (a Dask engine's output?): give a file"
         raise typer.BadParameter(problem, param_hint="OUTPUT")

@@ -38,14 +38,18 @@ def drift(
     Exit codes: 0 no drift (or warnings only); 1 a blocking rule failed; 2 data contract broken
     (missing or mistyped columns, unreadable input); 3 any other error (no
     bundle, bad params.yaml). A run that exits 2 or 3 leaves earlier reports as they were.
-    The champion's scored training rows are cached in GIGMATCH_REFERENCE_CACHE_DIR.
+    The champion's scored training rows are cached in GIGMATCH_REFERENCE_CACHE_DIR; with
+    engine.kind dask in params.yaml they are scored on the cluster, partition by partition.
     """
+    from functools import partial
+
     from gigmatch.monitoring.gate import run_gate
     from pipelines.evidently_report import build_html_report
     from pipelines.settings import get_monitoring_settings
 
     params = load_params(params_path)
-    outcome = run_gate(
+    gate = partial(
+        run_gate,
         params,
         current,
         reference,
@@ -54,6 +58,15 @@ def drift(
         build_html_report,
         get_monitoring_settings().reference_cache_dir,
     )
+    if params.engine.kind == "dask":
+        from gigmatch.scale.cluster import engine_session  # the scale extra: only on the Dask engine
+        from gigmatch.scale.reference import training_frame_on_dask
+
+        with engine_session(params.engine) as engine:
+            console.print(f"engine: {engine}")
+            outcome = gate(build_reference=partial(training_frame_on_dask, partition_rows=params.engine.partition_rows))
+    else:
+        outcome = gate()
     verdict = outcome.verdict
     colour = {"drift": "red", "warning": "yellow"}.get(verdict.status, "green")
     label = {"drift": "drift (blocks)", "warning": "no blocking drift, with warnings"}.get(verdict.status, "no drift")

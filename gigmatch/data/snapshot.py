@@ -9,6 +9,7 @@ settings and no pandas metadata, so the same frames give the same bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,7 @@ from gigmatch.data.contract import (
     APPLICATIONS,
     CONTRACTS,
     FREELANCER_HISTORY,
+    HIRED,
     REQUIRED_TABLES,
     SIMULATOR_TRUTH,
     table_file,
@@ -88,19 +90,57 @@ def read_tables(directory: Path, tables: tuple[str, ...] = ALL_TABLES) -> dict[s
     return frames
 
 
+@dataclass(frozen=True)
+class ApplicationCounts:
+    """What the headline figures need of the applications: counted on the whole table, or on parts that each
+    hold whole jobs and added up (`merge`), the same figures either way."""
+
+    rows: int
+    jobs: int
+    hired_jobs: int
+    min_per_job: int
+    max_per_job: int
+
+    @classmethod
+    def of(cls, applications: pd.DataFrame) -> ApplicationCounts:
+        per_job = applications.groupby("job_id").size()
+        hired_jobs = applications.loc[applications["outcome"] >= HIRED, "job_id"].nunique()
+        if per_job.empty:
+            return cls(0, 0, 0, 0, 0)
+        return cls(len(applications), len(per_job), int(hired_jobs), int(per_job.min()), int(per_job.max()))
+
+    @classmethod
+    def merge(cls, parts: list[ApplicationCounts]) -> ApplicationCounts:
+        parts = [part for part in parts if part.jobs]
+        return cls(
+            sum(p.rows for p in parts),
+            sum(p.jobs for p in parts),
+            sum(p.hired_jobs for p in parts),
+            min((p.min_per_job for p in parts), default=0),
+            max((p.max_per_job for p in parts), default=0),
+        )
+
+
 def summary_metrics(frames: dict[str, pd.DataFrame]) -> dict[str, float | int]:
     """Headline figures of a valid snapshot, for `dvc metrics show`."""
-    apps = frames[APPLICATIONS]
-    per_job = apps.groupby("job_id").size()
-    hired_jobs = apps.loc[apps["outcome"] >= 2, "job_id"].nunique()
-    metrics: dict[str, float | int] = {f"{name}_rows": len(frames[name]) for name in REQUIRED_TABLES}
+    counts = ApplicationCounts.of(frames[APPLICATIONS])
+    return summary_figures(frames, counts, SIMULATOR_TRUTH in frames)
+
+
+def summary_figures(
+    frames: dict[str, pd.DataFrame], applications: ApplicationCounts, has_simulator_truth: bool
+) -> dict[str, float | int]:
+    """The headline figures from the tables other than the applications, and the applications' counts."""
+    metrics: dict[str, float | int] = {
+        f"{name}_rows": applications.rows if name == APPLICATIONS else len(frames[name]) for name in REQUIRED_TABLES
+    }
     metrics.update(
-        applicants_per_job_mean=round(float(per_job.mean()), 4),
-        applicants_per_job_min=int(per_job.min()),
-        applicants_per_job_max=int(per_job.max()),
-        job_hire_rate=round(hired_jobs / len(per_job), 4),
+        applicants_per_job_mean=round(applications.rows / applications.jobs, 4),
+        applicants_per_job_min=applications.min_per_job,
+        applicants_per_job_max=applications.max_per_job,
+        job_hire_rate=round(applications.hired_jobs / applications.jobs, 4),
         freelancer_history_rows=len(frames[FREELANCER_HISTORY]) if FREELANCER_HISTORY in frames else 0,
-        has_simulator_truth=int(SIMULATOR_TRUTH in frames),
+        has_simulator_truth=int(has_simulator_truth),
     )
     return metrics
 

@@ -39,6 +39,8 @@ class Violation:
     check: str
     failures: int
     examples: tuple[str, ...] = ()
+    # The row numbers of the examples, in order: partial results (a partition's) merge by them.
+    example_rows: tuple[int, ...] = ()
 
     def describe(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
@@ -62,18 +64,28 @@ class ContractError(GigmatchError, ValueError):
         return (type(self), (self.violations,))
 
 
-def _row_label(frame: pd.DataFrame | pa.Table, contract: TableContract, row: int) -> str:
+def row_number(frame: pd.DataFrame | pa.Table, position: int, first_row: int = 0) -> int:
+    """The table's row number of the row at `position`: a frame's index holds it (a partition of a table
+    keeps its rows' numbers there), an Arrow table's rows start at `first_row`."""
+    return first_row + position if isinstance(frame, pa.Table) else int(frame.index[position])
+
+
+def _row_label(frame: pd.DataFrame | pa.Table, contract: TableContract, position: int, first_row: int = 0) -> str:
     keys = []
-    names = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
+    arrow = isinstance(frame, pa.Table)
+    names = frame.column_names if arrow else list(frame.columns)
     for key in contract.key:
         if key in names:
-            value = frame[key][row]
-            keys.append(f"{key}={value.as_py() if isinstance(value, pa.Scalar) else value}")
-    return f"row {row}" + (f" ({', '.join(keys)})" if keys else "")
+            value = frame[key][position].as_py() if arrow else frame[key].iloc[position]
+            keys.append(f"{key}={value}")
+    return f"row {row_number(frame, position, first_row)}" + (f" ({', '.join(keys)})" if keys else "")
 
 
-def conform_table(table: pa.Table, contract: TableContract) -> tuple[pa.Table | None, list[Violation]]:
-    """Select the contract's columns and widen their types, or report why not."""
+def conform_table(
+    table: pa.Table, contract: TableContract, first_row: int = 0
+) -> tuple[pa.Table | None, list[Violation]]:
+    """Select the contract's columns and widen their types, or report why not (`first_row`: the table's
+    first row number, when it is a stretch of a bigger one)."""
     violations: list[Violation] = []
     columns = []
     for spec in contract.fields:
@@ -91,7 +103,7 @@ def conform_table(table: pa.Table, contract: TableContract) -> tuple[pa.Table | 
             else:
                 nan_rows = np.flatnonzero(np.isnan(values))
                 if len(nan_rows):
-                    violations.append(_null_violation(table, contract, spec.name, nan_rows))
+                    violations.append(_null_violation(table, contract, spec.name, nan_rows, first_row))
                 else:
                     violations.append(
                         Violation(
@@ -111,7 +123,7 @@ def conform_table(table: pa.Table, contract: TableContract) -> tuple[pa.Table | 
             continue
         if not spec.nullable and column.null_count:
             null_rows = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
-            violations.append(_null_violation(table, contract, spec.name, null_rows))
+            violations.append(_null_violation(table, contract, spec.name, null_rows, first_row))
             continue
         try:
             columns.append(column.cast(spec.arrow_type, safe=True) if found != spec.arrow_type else column)
@@ -124,9 +136,12 @@ def conform_table(table: pa.Table, contract: TableContract) -> tuple[pa.Table | 
     return pa.Table.from_arrays(columns, schema=contract.arrow_schema), []
 
 
-def _null_violation(table: pa.Table, contract: TableContract, column: str, rows: np.ndarray) -> Violation:
-    examples = tuple(_row_label(table, contract, int(r)) for r in rows[:MAX_EXAMPLES])
-    return Violation(contract.name, column, "not_null", len(rows), examples)
+def _null_violation(
+    table: pa.Table, contract: TableContract, column: str, rows: np.ndarray, first_row: int
+) -> Violation:
+    shown = [int(r) for r in rows[:MAX_EXAMPLES]]
+    examples = tuple(_row_label(table, contract, r, first_row) for r in shown)
+    return Violation(contract.name, column, "not_null", len(rows), examples, tuple(first_row + r for r in shown))
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
@@ -157,14 +172,18 @@ def _from_failure_cases(cases: pd.DataFrame, frame: pd.DataFrame, contract: Tabl
     cases = cases.drop_duplicates(subset=["column", "check", "index"])
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         rows = group["index"].dropna()
-        examples = []
+        examples, numbers = [], []
         values = group.loc[rows.index, "failure_case"]
         for idx, value in zip(rows.head(MAX_EXAMPLES), values.head(MAX_EXAMPLES), strict=True):
-            label = _row_label(frame, contract, int(idx))
+            # pandera reports index labels: a partition's are its rows' numbers in the table
+            position = int(frame.index.get_indexer(pd.Index([idx]))[0])
+            label = _row_label(frame, contract, position)
             examples.append(f"{label}: {value!r}" if column and column != key_label else label)
+            numbers.append(row_number(frame, position))
         if check == "table_not_empty":
-            examples = ["the table has no rows"]
-        violations.append(Violation(contract.name, str(column) or None, str(check), len(rows), tuple(examples)))
+            examples, numbers = ["the table has no rows"], []
+        where = (contract.name, str(column) or None, str(check))
+        violations.append(Violation(*where, len(rows), tuple(examples), tuple(numbers)))
     return violations
 
 
@@ -193,7 +212,7 @@ def check_relations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
         if bad.any():
             violations.append(_rows_violation(apps, contract, "applied_at", check, np.flatnonzero(bad)))
     if FREELANCER_HISTORY in tables:
-        violations.extend(_history_relations(tables[FREELANCER_HISTORY], freelancers))
+        violations.extend(history_relations(tables[FREELANCER_HISTORY], freelancers))
     if SIMULATOR_TRUTH in tables:
         truth = tables[SIMULATOR_TRUTH]
         keys = pd.MultiIndex.from_frame(apps[["job_id", "freelancer_id"]])
@@ -206,7 +225,7 @@ def check_relations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
     return violations
 
 
-def _history_relations(history: pd.DataFrame, freelancers: pd.DataFrame) -> list[Violation]:
+def history_relations(history: pd.DataFrame, freelancers: pd.DataFrame) -> list[Violation]:
     """Every history row is a known freelancer's, from sign-up on; completed jobs never go down."""
     contract = CONTRACTS[FREELANCER_HISTORY]
     violations = []
@@ -238,7 +257,33 @@ def _rows_violation(
     frame: pd.DataFrame, contract: TableContract, column: str | None, check: str, rows: np.ndarray
 ) -> Violation:
     examples = []
-    for r in rows[:MAX_EXAMPLES]:
-        label = _row_label(frame, contract, int(r))
-        examples.append(f"{label}: {frame[column].iloc[int(r)]!r}" if column else label)
-    return Violation(contract.name, column, check, len(rows), tuple(examples))
+    shown = [int(r) for r in rows[:MAX_EXAMPLES]]
+    for r in shown:
+        label = _row_label(frame, contract, r)
+        value = frame[column].iloc[r] if column else None
+        value = value.item() if isinstance(value, np.generic) else value  # 999999, not np.int64(999999)
+        examples.append(f"{label}: {value!r}" if column else label)
+    numbers = tuple(row_number(frame, r) for r in shown)
+    return Violation(contract.name, column, check, len(rows), tuple(examples), numbers)
+
+
+def merge_violations(parts: list[list[Violation]]) -> list[Violation]:
+    """The violations of a table checked in parts (each part's rows numbered as in the whole table): one per
+    (table, column, check), failures summed, the first examples by row number, in order of first appearance."""
+    merged: dict[tuple[str, str | None, str], list[Violation]] = {}
+    for part in parts:
+        for violation in part:
+            merged.setdefault((violation.table, violation.column, violation.check), []).append(violation)
+    violations = []
+    for (table, column, check), found in merged.items():
+        examples = sorted(
+            ((row, text) for v in found for row, text in zip(v.example_rows, v.examples, strict=False)),
+            key=lambda pair: pair[0],
+        )[:MAX_EXAMPLES]
+        if not examples:  # a structural finding (no rows to show): the same words in every part
+            texts = tuple(dict.fromkeys(text for v in found for text in v.examples))[:MAX_EXAMPLES]
+            violations.append(Violation(table, column, check, sum(v.failures for v in found), texts))
+            continue
+        rows, texts = zip(*examples, strict=True)
+        violations.append(Violation(table, column, check, sum(v.failures for v in found), texts, rows))
+    return violations

@@ -169,14 +169,24 @@ def later_months(data_dir: Path, split: SplitParams, model: Pipeline) -> dict[st
     return {m: scored[month == m].reset_index(drop=True) for m in sorted(set(month))}
 
 
+ReferenceBuilder = Callable[[Path, SplitParams, Pipeline], pd.DataFrame]
+
+
 def champion_reference(
-    data_dir: Path, split: SplitParams, model: ModelSource, model_key: str, cache_dir: Path
+    data_dir: Path,
+    split: SplitParams,
+    model: ModelSource,
+    model_key: str,
+    cache_dir: Path,
+    build: ReferenceBuilder = training_frame,
 ) -> tuple[pd.DataFrame, Path]:
     """The champion's training rows as a monitoring frame, cached per model and data version.
 
     Scoring the training split takes seconds and repeats identically for every
     gate run against the same champion and snapshot, so it is done once and kept
     as Parquet in `cache_dir` under a name that holds the model key and data md5.
+    `build` makes it: `training_frame` here, or the Dask engine's
+    (`gigmatch.scale.reference`), which gives the same frame.
     """
     if not Path(data_dir).is_dir():
         raise ReferenceUnavailableError(
@@ -186,6 +196,6 @@ def champion_reference(
     cache = Path(cache_dir) / f"reference-{model_key}-{data_md5.removesuffix('.dir')}.parquet"
     if cache.exists():
         return _read_file(cache, model), cache
-    frame = training_frame(data_dir, split, model())
+    frame = build(data_dir, split, model())
     write_parquet(frame, cache)
     return frame, cache

@@ -26,7 +26,7 @@ from gigmatch.errors import ExitCode
 from gigmatch.files import atomic_write_text, write_json
 from gigmatch.model.bundle import load_bundle, read_lineage
 from gigmatch.model.pipeline import estimator_of
-from gigmatch.monitoring.frame import champion_reference, read_frame
+from gigmatch.monitoring.frame import ReferenceBuilder, champion_reference, read_frame, training_frame
 from gigmatch.monitoring.quality import model_reliance
 from gigmatch.monitoring.rules import Verdict, evaluate_drift
 from gigmatch.params import DriftParams, Params
@@ -58,16 +58,17 @@ def run_gate(
     reference_cache_dir: Path,
     outcomes: pd.DataFrame | None = None,
     live_baseline: tuple[float, int] | None = None,
+    build_reference: ReferenceBuilder = training_frame,
 ) -> GateOutcome:
     """Compare `current` with `reference` (default: the champion's training rows, scored once per model
-    and data version and kept in `reference_cache_dir`) and write both reports."""
+    and data version by `build_reference` and kept in `reference_cache_dir`) and write both reports."""
     lineage = read_lineage(bundle)  # the champion's version and test figures; fails early if there is no bundle
     model = _model_loader(bundle)
     current_frame = read_frame(current, model)
     if reference is None:
         key = f"{lineage['model_name']}-v{lineage['version']}"
         reference_frame, reference_source = champion_reference(
-            params.data.dir, params.split, model, key, reference_cache_dir
+            params.data.dir, params.split, model, key, reference_cache_dir, build_reference
         )
     else:
         reference_frame, reference_source = read_frame(reference, model), reference

@@ -13,18 +13,25 @@ JOB = "job_id"
 _KEY = "partition_job_id"  # the index: a name of its own, so that `job_id` stays an unambiguous column
 
 
-def by_job(frame: dd.DataFrame, partition_rows: int) -> dd.DataFrame:
+def by_job(frame: dd.DataFrame, partition_rows: int, divisions: list[int] | None = None) -> dd.DataFrame:
     """The rows indexed and partitioned by job id: every job in exactly one partition, jobs in order.
 
-    The cuts are chosen from each job's row count (one pass over the job id column), at
-    job boundaries, so that a partition holds about `partition_rows` rows (at most one
-    job more): `set_index` with these divisions then only moves rows, it samples nothing.
-    (Its own quantile cuts could not be asked for more partitions than there are jobs.)
-    The job id stays a column as well: the stages read it there, as they do in-process.
+    The cuts are chosen from each job's row count (`job_cuts`), at job boundaries, so
+    that a partition holds about `partition_rows` rows (at most one job more): `set_index`
+    with these divisions then only moves rows, it samples nothing. (Its own quantile cuts
+    could not be asked for more partitions than there are jobs.) Given `divisions` (another
+    table's cuts), the rows go to the partitions that table's jobs are in; a row of a job
+    outside them, to the first or last. The job id stays a column as well: the stages read
+    it there, as they do in-process.
     """
+    cuts = job_cuts(frame, partition_rows) if divisions is None else divisions
+    return frame.assign(**{_KEY: frame[JOB]}).set_index(_KEY, divisions=cuts)
+
+
+def job_cuts(frame: dd.DataFrame, partition_rows: int) -> list[int]:
+    """The divisions `by_job` cuts a frame at, from each job's row count (one pass over the job id column)."""
     sizes = frame[JOB].value_counts().compute().sort_index()
-    divisions = job_divisions(sizes.index.to_numpy(), sizes.to_numpy(), partition_rows)
-    return frame.assign(**{_KEY: frame[JOB]}).set_index(_KEY, divisions=divisions)
+    return job_divisions(sizes.index.to_numpy(), sizes.to_numpy(), partition_rows)
 
 
 def job_divisions(jobs: np.ndarray, sizes: np.ndarray, partition_rows: int) -> list[int]:

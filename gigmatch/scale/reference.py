@@ -1,0 +1,59 @@
+"""The drift gate's default reference on Dask: the champion's training rows scored partition by partition.
+
+In-process, `gigmatch.monitoring.frame.training_frame` joins every application to its
+job and freelancer (texts and skill lists included) before keeping the training jobs'
+rows, so the whole match frame of the snapshot sits in one process. Here each worker
+joins and scores only its partition's training rows, with the jobs, freelancers and
+profile history sent to it once and the model too; what comes back is the monitoring
+frame (features, score, context, outcome: numbers and a few labels). The same frame as
+in-process, row for row and bit for bit (tested): partitions hold whole jobs in job order,
+and each is put in (job, freelancer) order as the in-process split sorts the table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from gigmatch.data.contract import APPLICATIONS, FREELANCER_HISTORY, FREELANCERS, JOBS
+from gigmatch.features.match_frame import build_match_frame
+from gigmatch.monitoring.frame import OUTCOME, frame_from_match_table
+from gigmatch.params import SplitParams
+from gigmatch.scale.partitions import by_job
+from gigmatch.scale.tables import ROW, table_on_dask, table_stretches
+from gigmatch.scale.validation import validate_snapshot_on_dask
+from gigmatch.training.splits import split_jobs_by_time
+
+_TRAIN_JOBS = "train_jobs"
+
+
+def training_frame_on_dask(data_dir: Path, split: SplitParams, model: Pipeline, partition_rows: int) -> pd.DataFrame:
+    """`training_frame`'s frame, built on the current Dask client's cluster (the snapshot checked there first)."""
+    frames = validate_snapshot_on_dask(data_dir, partition_rows, with_truth=False).frames
+    train_jobs = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction).train
+    applications = by_job(table_on_dask(table_stretches(data_dir, APPLICATIONS, partition_rows)), partition_rows)
+    # One key each: sent to a worker once, and rebuilt by the scheduler if the worker holding it dies.
+    parents = dask.delayed({**{t: frames.get(t) for t in (JOBS, FREELANCERS, FREELANCER_HISTORY)},
+                            _TRAIN_JOBS: np.sort(train_jobs)}, pure=True, traverse=False)  # fmt: skip
+    scorer = dask.delayed(model, pure=True, traverse=False)
+    tasks = [dask.delayed(_scored_part)(p, parents, scorer, str(data_dir)) for p in applications.to_delayed()]
+    parts = [part for part in dask.compute(*tasks) if part is not None]
+    if not parts:
+        raise ValueError(f"{data_dir}: no applications to the training split's jobs")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _scored_part(part: pd.DataFrame, parents: dict[str, object], model: Pipeline, source: str) -> pd.DataFrame | None:
+    """A partition's applications to training jobs, joined and scored as `training_frame` does (None: none)."""
+    applications = part.drop(columns=ROW).sort_values(["job_id", "freelancer_id"], kind="stable")
+    applications = applications[np.isin(applications["job_id"].to_numpy(), parents[_TRAIN_JOBS])]  # type: ignore[arg-type]
+    if applications.empty:
+        return None
+    applications = applications.reset_index(drop=True)
+    match = build_match_frame(applications, parents[JOBS], parents[FREELANCERS], parents[FREELANCER_HISTORY])  # type: ignore[arg-type]
+    table = match.assign(**{OUTCOME: applications["outcome"].to_numpy(dtype=np.int64)})
+    return frame_from_match_table(table, model, source)
