@@ -25,7 +25,7 @@ from gigmatch.data.snapshot import profile_statistics_note, read_tables
 from gigmatch.features.transformer import IncompatibleFeaturesError
 from gigmatch.model.bundle import UntrustedModelError
 from gigmatch.model.pipeline import is_probabilistic, match_scores
-from gigmatch.params import EvaluateParams, ModelSpec, Params, SplitParams, load_params
+from gigmatch.params import EngineParams, EvaluateParams, ModelSpec, Params, SplitParams, load_params
 from gigmatch.repro.fingerprint import FINGERPRINT_FILE, LOCAL_FINGERPRINT_FILE, model_fingerprint
 from gigmatch.repro.lineage import Lineage, current_lineage
 from gigmatch.repro.recording import RecordedFingerprint, record_fingerprint, write_recorded
@@ -86,13 +86,16 @@ def train_flow(
     params = load_params(params_path)
     model_name = params.register_.model_name
     experiment_id = open_experiment(params.register_.experiment)
-    frames, lineage = load_snapshot(params.data.dir)
+    frames, lineage = load_snapshot(params.data.dir, params.engine)
     profiles = "as_of_history" if FREELANCER_HISTORY in frames else "current_values"
     tags = {**lineage.tags(), "profile_statistics": profiles, "engine": engine, **(data_origin or {})}
     print(f"engine: {engine}")
     with tracking.run(experiment_id, "train", tags=tags) as run_id:
-        sets = split_by_time(frames, params.split)
-        features = fit_features(sets, params.train.text_max_features)
+        if params.engine.kind == "dask":  # the match frame is built and featurised part by part on the workers
+            sets, features = split_and_fit_features_on_dask(frames, params)
+        else:
+            sets = split_by_time(frames, params.split)
+            features = fit_features(sets, params.train.text_max_features)
         fits = [train.submit(name, spec, features, sets, params) for name, spec in params.train.models.items()]
         references = evaluate_baselines(sets.test, params.evaluate)
         trained = [fit.result() for fit in fits]
@@ -149,8 +152,15 @@ def open_experiment(experiment: str) -> str:
 
 
 @task(name="load-snapshot", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def load_snapshot(data_dir: Path) -> tuple[dict[str, pd.DataFrame], Lineage]:
-    frames = read_tables(data_dir)
+def load_snapshot(data_dir: Path, engine: EngineParams) -> tuple[dict[str, pd.DataFrame], Lineage]:
+    """The snapshot's tables, checked; on Dask the tables that grow with the applications are checked on the
+    workers and not read here (the next task reads them there)."""
+    if engine.kind == "dask":
+        from gigmatch.scale.validation import validate_snapshot_on_dask  # Dask is an optional extra
+
+        frames = validate_snapshot_on_dask(data_dir, engine.partition_rows).frames
+    else:
+        frames = read_tables(data_dir)
     note = profile_statistics_note(frames)
     if note:
         get_run_logger().warning(note)
@@ -165,6 +175,17 @@ def split_by_time(frames: dict[str, pd.DataFrame], split: SplitParams) -> SplitS
 @task(name="fit-features", cache_policy=NO_CACHE)
 def fit_features(sets: SplitSets, text_max_features: int) -> FeatureMatrices:
     return fit_feature_matrices(sets, text_max_features)
+
+
+@task(name="split-and-fit-features-on-dask", cache_policy=NO_CACHE)
+def split_and_fit_features_on_dask(
+    frames: dict[str, pd.DataFrame], params: Params
+) -> tuple[SplitSets, FeatureMatrices]:
+    from gigmatch.scale.features import splits_on_dask  # Dask is an optional extra
+
+    return splits_on_dask(
+        params.data.dir, frames, params.split, params.train.text_max_features, params.engine.partition_rows
+    )
 
 
 @task(name="train-model", cache_policy=NO_CACHE)

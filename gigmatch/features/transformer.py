@@ -158,6 +158,18 @@ class MatchFeatures(TransformerMixin, BaseEstimator):
         return paired_cosine(vectors.get_many(descriptions), description_rows, vectors.get_many(profiles), profile_rows)
 
 
+def fitting_rows(match: pd.DataFrame) -> pd.DataFrame:
+    """The rows `MatchFeatures.fit` learns from: each job's first row and each freelancer's first row, in order.
+
+    `fit` reads a job's skills and description and a freelancer's profile once, from their
+    first row, so it learns from these rows exactly what it learns from all of them. A frame
+    too big for one process is reduced part by part and once more over the parts' rows (in
+    the frame's order): the first rows of the whole frame are among each part's first rows.
+    """
+    first = ~match["job_id"].duplicated().to_numpy() | ~match["freelancer_id"].duplicated().to_numpy()
+    return match.iloc[np.flatnonzero(first)].reset_index(drop=True)
+
+
 def _within_job_features(job_id: np.ndarray, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each candidate against the other applicants to the same job (numpy only: cheap for one job)."""
     _, group = np.unique(job_id, return_inverse=True)

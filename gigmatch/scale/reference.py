@@ -19,16 +19,14 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from gigmatch.data.contract import APPLICATIONS, FREELANCER_HISTORY, FREELANCERS, JOBS
-from gigmatch.features.match_frame import build_match_frame
+from gigmatch.data.contract import APPLICATIONS, JOBS
 from gigmatch.monitoring.frame import OUTCOME, frame_from_match_table
 from gigmatch.params import SplitParams
+from gigmatch.scale.features import Parents, in_table_order
 from gigmatch.scale.partitions import by_job
-from gigmatch.scale.tables import ROW, table_on_dask, table_stretches
+from gigmatch.scale.tables import table_on_dask, table_stretches
 from gigmatch.scale.validation import validate_snapshot_on_dask
 from gigmatch.training.splits import split_jobs_by_time
-
-_TRAIN_JOBS = "train_jobs"
 
 
 def training_frame_on_dask(data_dir: Path, split: SplitParams, model: Pipeline, partition_rows: int) -> pd.DataFrame:
@@ -37,23 +35,24 @@ def training_frame_on_dask(data_dir: Path, split: SplitParams, model: Pipeline, 
     train_jobs = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction).train
     applications = by_job(table_on_dask(table_stretches(data_dir, APPLICATIONS, partition_rows)), partition_rows)
     # One key each: sent to a worker once, and rebuilt by the scheduler if the worker holding it dies.
-    parents = dask.delayed({**{t: frames.get(t) for t in (JOBS, FREELANCERS, FREELANCER_HISTORY)},
-                            _TRAIN_JOBS: np.sort(train_jobs)}, pure=True, traverse=False)  # fmt: skip
+    context = dask.delayed((Parents.of(frames), np.sort(train_jobs)), pure=True, traverse=False)
     scorer = dask.delayed(model, pure=True, traverse=False)
-    tasks = [dask.delayed(_scored_part)(p, parents, scorer, str(data_dir)) for p in applications.to_delayed()]
+    tasks = [dask.delayed(_scored_part)(p, context, scorer, str(data_dir)) for p in applications.to_delayed()]
     parts = [part for part in dask.compute(*tasks) if part is not None]
     if not parts:
         raise ValueError(f"{data_dir}: no applications to the training split's jobs")
     return pd.concat(parts, ignore_index=True)
 
 
-def _scored_part(part: pd.DataFrame, parents: dict[str, object], model: Pipeline, source: str) -> pd.DataFrame | None:
+def _scored_part(
+    part: pd.DataFrame, context: tuple[Parents, np.ndarray], model: Pipeline, source: str
+) -> pd.DataFrame | None:
     """A partition's applications to training jobs, joined and scored as `training_frame` does (None: none)."""
-    applications = part.drop(columns=ROW).sort_values(["job_id", "freelancer_id"], kind="stable")
-    applications = applications[np.isin(applications["job_id"].to_numpy(), parents[_TRAIN_JOBS])]  # type: ignore[arg-type]
+    parents, train_jobs = context
+    applications = in_table_order(part)
+    applications = applications[np.isin(applications["job_id"].to_numpy(), train_jobs)]
     if applications.empty:
         return None
     applications = applications.reset_index(drop=True)
-    match = build_match_frame(applications, parents[JOBS], parents[FREELANCERS], parents[FREELANCER_HISTORY])  # type: ignore[arg-type]
-    table = match.assign(**{OUTCOME: applications["outcome"].to_numpy(dtype=np.int64)})
+    table = parents.match_frame(applications).assign(**{OUTCOME: applications["outcome"].to_numpy(dtype=np.int64)})
     return frame_from_match_table(table, model, source)
