@@ -1,25 +1,28 @@
 """Scale-out benchmark: the stages the Dask engine runs, at 1M, 3M and 10M applications, with each engine.
 
 Stages measured today (README, "Scaling out"): the data contract (`gigmatch data validate`
-on a snapshot) and batch scoring (`gigmatch score` on match rows). Training on Dask (the
-LambdaRank candidate) is not in the table yet: its features are still computed in one
-process. The input is the simulator's marketplace at 1M applications, as a snapshot and
+on a snapshot), training (`gigmatch train` on the snapshot: the contract, splits, features,
+the candidates of params.yaml, evaluation, MLflow and the gate, with a tracking store and
+Prefect's ephemeral server of the benchmark's own) and batch scoring (`gigmatch score` on
+match rows). The input is the simulator's marketplace at 1M applications, as a snapshot and
 as match rows (a folder of Parquet files of 250,000 rows each); larger sizes repeat it
 with the job ids moved (the jobs, applications and truth of copy k; the same freelancers),
 row group by row group, so no process ever holds more than one copy to write it. Each
 (stage, size, engine) runs its command in a fresh process; its peak memory is that
 of the whole process tree (the command and, with Dask, its local cluster's workers),
-sampled every 0.2 s. Printed: wall time, rows per second, peak RSS, the Dask engine's time
-against the in-process engine's at the same size, and each engine's scaling factor
-against linear from the smallest size (3x the rows in 3x the time is 1.00).
+sampled every 0.2 s, with the peaks of the command's own process (main) and of its largest
+child (a worker; in-process, Prefect's ephemeral server). Printed: wall time, rows per
+second, peak RSS, the Dask engine's time against the in-process engine's at the same size,
+and each engine's scaling factor against linear from the smallest size (3x the rows in 3x the time is 1.00).
 
     make export && python benchmarks/bench_scale.py [--bundle bundle] [--sizes 1000000 3000000 10000000]
-        [--engines in_process dask] [--stages validate score] [--timeout 2700]
+        [--engines in_process dask] [--stages validate train score] [--timeout 2700]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -114,27 +117,41 @@ def sized_snapshot(base: Path, size: int, workdir: Path) -> tuple[Path, int]:
     return folder, copies * base_rows
 
 
-def params_for(engine: str, workdir: Path) -> Path:
+def params_for(engine: str, workdir: Path, snapshot: Path | str = "", rows: int = 0) -> Path:
+    """params.yaml with the engine, and for training the snapshot and a reports folder of the run's own."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["engine"]["kind"] = engine
-    path = workdir / f"params-{engine}.yaml"
+    if snapshot:
+        raw["data"]["dir"] = str(snapshot)
+        raw["train"]["reports_dir"] = str(workdir / f"reports-{engine}-{rows}")
+    path = workdir / f"params-{engine}-{rows}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
 
 
-def run_measured(command: list[str], timeout: float) -> dict[str, float]:
+def training_environment(workdir: Path, run: str) -> dict[str, str]:
+    """A tracking store and artifact folder of the run's own (no earlier champion to measure), and Prefect's
+    ephemeral server (PREFECT_API_URL unset)."""
+    environment = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    return {**environment, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / f'mlflow-{run}.db'}",
+            "GIGMATCH_ARTIFACT_ROOT": str(workdir / f"mlruns-{run}")}  # fmt: skip
+
+
+def run_measured(command: list[str], timeout: float, env: dict[str, str] | None = None) -> dict[str, float]:
     """Wall time and the peak RSS of the command's whole process tree (sampled), or raise on failure."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak = [0]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = [0, 0, 0]  # the whole tree, the command's own process, its largest child (a worker, Prefect's server)
     done = threading.Event()
 
     def sample() -> None:
         root = psutil.Process(process.pid)
         while not done.is_set():
             try:
-                tree = [root, *root.children(recursive=True)]
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
+                own = root.memory_info().rss
+                children = [p.memory_info().rss for p in root.children(recursive=True) if p.is_running()]
+                peak[0] = max(peak[0], own + sum(children))
+                peak[1], peak[2] = max(peak[1], own), max([peak[2], *children])
             except psutil.Error:
                 pass
             done.wait(0.2)
@@ -153,7 +170,7 @@ def run_measured(command: list[str], timeout: float) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{output.decode()[-2000:]}")
-    return {"seconds": elapsed, "peak_mb": peak[0] / 2**20}
+    return {"seconds": elapsed, "peak_mb": peak[0] / 2**20, "main_mb": peak[1] / 2**20, "child_mb": peak[2] / 2**20}
 
 
 def main() -> None:
@@ -161,7 +178,7 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, default=ROOT / "bundle")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--engines", nargs="+", choices=("in_process", "dask"), default=["in_process", "dask"])
-    parser.add_argument("--stages", nargs="+", choices=("validate", "score"), default=["validate", "score"])
+    parser.add_argument("--stages", nargs="+", choices=tuple(STAGE_NAMES), default=list(STAGE_NAMES))
     parser.add_argument("--timeout", type=float, default=2700, help="seconds per run before it counts as failed")
     args = parser.parse_args()
     gigmatch = str(Path(sys.executable).with_name("gigmatch"))
@@ -176,29 +193,33 @@ def main() -> None:
             copies = max(1, round(size / base_rows))
             rows = copies * base_rows
             folder = sized_input(workdir / "base", base_rows, size, workdir)[0] if "score" in args.stages else ""
-            snapshot = sized_snapshot(workdir / "base-snapshot", size, workdir)[0] if "validate" in args.stages else ""
+            needs_snapshot = {"validate", "train"} & set(args.stages)
+            snapshot = sized_snapshot(workdir / "base-snapshot", size, workdir)[0] if needs_snapshot else ""
             for engine in args.engines:
                 params = ["--params", str(params_for(engine, workdir))]
                 out = workdir / f"out-{engine}-{rows}"
                 commands = {
                     "validate": [gigmatch, "data", "validate", str(snapshot), *params],
+                    "train": [gigmatch, "train", "--params", str(params_for(engine, workdir, snapshot, rows))],
                     "score": [gigmatch, "score", str(folder), str(out), "--bundle", str(args.bundle), *params],
                 }
                 for stage in args.stages:
+                    env = training_environment(workdir, f"{engine}-{rows}") if stage == "train" else None
                     try:
-                        results[(stage, rows, engine)] = {**run_measured(commands[stage], args.timeout), "rows": rows}
+                        measured = run_measured(commands[stage], args.timeout, env)
+                        results[(stage, rows, engine)] = {**measured, "rows": rows}
                     except (RuntimeError, subprocess.TimeoutExpired) as exc:
                         results[(stage, rows, engine)] = str(exc).splitlines()[-1][:100]
                 subprocess.run(["rm", "-rf", str(out)], check=False)
     report(results)
 
 
-STAGE_NAMES = {"validate": "data contract", "score": "batch scoring"}
+STAGE_NAMES = {"validate": "data contract", "train": "training", "score": "batch scoring"}
 
 
 def report(results: dict[tuple[str, int, str], dict[str, float] | str]) -> None:
-    print(f"{'stage':<14} {'rows':>11} {'engine':<11} {'wall s':>8} {'rows/s':>10} {'peak MB':>8} {'vs in-process':>14}"
-          f" {'vs linear':>10}")  # fmt: skip
+    print(f"{'stage':<14} {'rows':>11} {'engine':<11} {'wall s':>8} {'rows/s':>10} {'peak MB':>8} {'main MB':>8}"
+          f" {'child MB':>9} {'vs in-process':>14} {'vs linear':>10}")  # fmt: skip
     smallest: dict[tuple[str, str], dict[str, float]] = {}
     order = list(STAGE_NAMES)
     for (stage, rows, engine), fig in sorted(results.items(), key=lambda item: (order.index(item[0][0]), item[0][1:])):
@@ -212,7 +233,7 @@ def report(results: dict[tuple[str, int, str], dict[str, float] | str]) -> None:
         linear = (fig["seconds"] / base["seconds"]) / (rows / base["rows"])
         print(
             f"{name:<14} {rows:>11,} {engine:<11} {fig['seconds']:>8.1f} {rows / fig['seconds']:>10,.0f}"
-            f" {fig['peak_mb']:>8.0f} {versus:>14} {linear:>10.2f}"
+            f" {fig['peak_mb']:>8.0f} {fig['main_mb']:>8.0f} {fig['child_mb']:>9.0f} {versus:>14} {linear:>10.2f}"
         )
     print("targets (the whole pipeline, issue 18): 10M on Dask < 45 min, peak < 16 GiB; 1M on Dask <= 1.5x in-process")
 

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,34 @@ class LoopbackCluster:
         worker.kill()
         worker.wait(timeout=STOP_GRACE_SECONDS)
         return worker.pid
+
+    @contextlib.contextmanager
+    def killing_a_worker_while(self, task_names: tuple[str, ...], timeout: float = 240) -> Iterator[list[int]]:
+        """While the block runs, the first worker seen processing a task whose key holds one of `task_names` is
+        SIGKILLed; the list holds its PID (empty: none was seen, the tasks were done or not yet started)."""
+        from distributed import Client
+
+        killed: list[int] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            with Client(self.address, timeout=30) as watcher:
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline and not done.is_set():
+                    for address, keys in watcher.processing().items():
+                        if any(name in str(key) for key in keys for name in task_names):
+                            names = {a: w["name"] for a, w in watcher.scheduler_info()["workers"].items()}
+                            killed.append(self.kill_worker(int(str(names[address]).rsplit("-", 1)[1])))
+                            return
+                    time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield killed
+        finally:
+            done.set()
+            watcher.join(timeout=60)
 
 
 def _dask(*args: str) -> list[str]:

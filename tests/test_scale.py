@@ -8,7 +8,6 @@ one of which is killed in the middle of a job. Every process is stopped by its P
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -29,7 +28,7 @@ from gigmatch.model.pipeline import estimator_of
 from gigmatch.params import EngineParams, ModelSpec, Params
 from gigmatch.scale.cluster import dask_client
 from gigmatch.scale.partitions import by_job
-from gigmatch.scale.training import fit_ranker_on_dask, job_chunks
+from gigmatch.scale.training import WorkerLostError, fit_ranker_on_dask, job_chunks
 from gigmatch.training.fitting import FeatureMatrices, fit_feature_matrices, train_model
 from gigmatch.training.splits import SplitSets, split_snapshot
 from tests.conftest import params_with_engine
@@ -121,29 +120,12 @@ SCORING_STAGES = ("rank_partition", "toparquet")  # the tasks that rank partitio
 def test_a_worker_killed_mid_job_is_survived_on_a_loopback_cluster(
     tmp_path: Path, match_input: Path, bundle_dir: Path, in_process: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from distributed import Client
 
     with loopback_cluster(tmp_path / "cluster", workers=2) as cluster:
         monkeypatch.setenv("GIGMATCH_DASK_ADDRESS", cluster.address)
         params = params_with_engine(tmp_path, kind="dask", partition_rows=1000)
-        killed: list[int] = []
-
-        def kill_a_worker_while_it_ranks() -> None:
-            with Client(cluster.address, timeout=30) as watcher:
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline and code is None:
-                    for address, keys in watcher.processing().items():
-                        if any(stage in str(key) for key in keys for stage in SCORING_STAGES):
-                            names = {a: w["name"] for a, w in watcher.scheduler_info()["workers"].items()}
-                            killed.append(cluster.kill_worker(int(str(names[address]).rsplit("-", 1)[1])))
-                            return
-                    time.sleep(0.02)
-
-        code = None
-        killer = threading.Thread(target=kill_a_worker_while_it_ranks)
-        killer.start()
-        code = _score(match_input, tmp_path / "ranked", bundle_dir, params)
-        killer.join(timeout=150)
+        with cluster.killing_a_worker_while(SCORING_STAGES, timeout=120) as killed:
+            code = _score(match_input, tmp_path / "ranked", bundle_dir, params)
         assert killed, "no worker was caught ranking: the job ended before the kill"
         assert sum(w.poll() is None for w in cluster.workers) == 1
         assert code == 0  # the scheduler ran the lost worker's tasks again on the other one
@@ -242,6 +224,25 @@ def test_the_ranker_on_a_local_cluster_gives_the_in_process_model(
     for metric in ("ndcg_at_10", "map_at_10"):
         assert split.figures.test[metric] == pytest.approx(local.figures.test[metric], abs=0.03), metric
     assert len(job_chunks(sets.train.group, 1000)[0]) > 2  # several partitions: both workers hold some
+
+
+def test_a_worker_lost_while_the_ranker_trains_fails_the_fit_promptly(
+    tmp_path: Path, training_sets: tuple[SplitSets, FeatureMatrices]
+) -> None:
+    """LightGBM cannot give a lost worker's part to another (it waited for it forever): the fit fails, named."""
+    from distributed import Client
+
+    sets, features = training_sets
+    long_fit = {**RANKER.params, "n_estimators": 20_000}  # long enough to be caught training
+    with loopback_cluster(tmp_path / "cluster", workers=2) as cluster, Client(cluster.address, timeout=30) as client:
+        fit = partial(fit_ranker_on_dask, client, long_fit, seed=7, partition_rows=1000, threads=1)
+        start = time.monotonic()
+        lost = pytest.raises(WorkerLostError, match="left while LightGBM trained the ranker")
+        with cluster.killing_a_worker_while(("_train_part",), timeout=120) as killed, lost:
+            train_model("lambdarank", RANKER, features, sets, seed=7, threads=1, fit=fit)
+        assert killed, "no worker was caught training"
+        assert time.monotonic() - start < 90
+    assert all(p.poll() is not None for p in [cluster.scheduler, *cluster.workers])
 
 
 def test_scoring_needs_no_params_file_outside_a_checkout(

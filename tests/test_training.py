@@ -263,3 +263,47 @@ def test_the_dask_engine_trains_the_ranker_on_a_cluster_and_serves_it_unchanged(
     with TestClient(create_app(settings)) as client:
         answer = client.post("/v1/match", json={"job": job, "candidates": candidates}).json()
     assert answer["model_version"] == outcome.version and all(len(c["reasons"]) == 3 for c in answer["candidates"])
+
+
+FEATURE_TASKS = ("_featurised",)  # the tasks that join and featurise the partitions (gigmatch.scale.features)
+
+
+def test_training_on_a_loopback_cluster_survives_a_lost_worker_and_refuses_bad_data(
+    tmp_path: Path, training_snapshot: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIGMATCH_DASK_ADDRESS: a `dask scheduler` and two `dask worker` processes. A broken snapshot is refused
+    as in-process (exit 2, the same findings, nothing registered); a worker killed while the partitions are
+    featurised is survived (the scheduler runs its tasks again on the other), and the model is the in-process
+    one: a linear candidate on the same matrices, the same figures exactly."""
+    import shutil
+
+    import pandas as pd
+
+    from devtools.dask_harness import loopback_cluster
+    from gigmatch.cli import ExitCode, main
+
+    broken = tmp_path / "broken"
+    shutil.copytree(training_snapshot, broken)
+    applications = pd.read_parquet(broken / "applications.parquet")
+    applications.loc[[5, 4000], "freelancer_id"] = 999_999
+    applications.to_parquet(broken / "applications.parquet", index=False)
+    assert main(["train", "--params", str(_params(tmp_path, broken, GOOD))]) == ExitCode.CONTRACT_BROKEN
+    in_process_refusal = capsys.readouterr().err
+    in_process = run_training(_params(tmp_path, training_snapshot, GOOD))
+    with loopback_cluster(tmp_path / "cluster", workers=2) as cluster:
+        monkeypatch.setenv("GIGMATCH_DASK_ADDRESS", cluster.address)
+        engine = {"kind": "dask", "partition_rows": 1000}
+        assert (
+            main(["train", "--params", str(_params(tmp_path, broken, GOOD, engine=engine))]) == ExitCode.CONTRACT_BROKEN
+        )
+        refusal = capsys.readouterr().err
+        assert "applications.freelancer_id: check 'foreign_key" in refusal
+        assert refusal.split("violation(s)")[1] == in_process_refusal.split("violation(s)")[1]
+        assert _alias(CHAMPION) == in_process.version  # nothing registered, nothing moved
+        with cluster.killing_a_worker_while(FEATURE_TASKS) as killed:
+            on_dask = run_training(_params(tmp_path, training_snapshot, GOOD, engine=engine))
+        assert killed, "no worker was caught featurising: the partitions were done before the kill"
+        assert sum(w.poll() is None for w in cluster.workers) == 1
+    assert all(p.poll() is not None for p in [cluster.scheduler, *cluster.workers])  # stopped by their PIDs
+    assert on_dask.metrics == in_process.metrics
+    assert on_dask.selected == in_process.selected and not on_dask.decision.promote  # the same model: no gain

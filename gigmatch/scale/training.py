@@ -24,6 +24,7 @@ import numpy as np
 from lightgbm import LGBMRanker
 from sklearn.base import BaseEstimator
 
+from gigmatch.errors import GigmatchError
 from gigmatch.params import EngineParams, ModelSpec
 from gigmatch.scale.partitions import job_divisions
 from gigmatch.training.estimators import RANKERS, TrainingData, lambdarank_options, query_sizes
@@ -32,6 +33,7 @@ from gigmatch.training.estimators import RANKERS, TrainingData, lambdarank_optio
 # ends, so two fits side by side (train.parallel_fits) on one-thread workers can each hold a worker
 # the other waits for (LightGBM issue 4942), until its two-hour network time-out.
 _ONE_FIT_AT_A_TIME = threading.Lock()
+_WATCH_SECONDS = 0.5  # how often a fit looks for lost workers
 
 
 def ranker_fit(
@@ -80,5 +82,50 @@ def fit_ranker_on_dask(
     # the local cluster: OpenMP threads beside another worker's ran ten times slower on 2 cores).
     options = {key: value for key, value in lambdarank_options(params, seed, n_jobs=1).items() if key != "n_jobs"}
     with _ONE_FIT_AT_A_TIME:
-        ranker = DaskLGBMRanker(client=client, **options).fit(features, relevance, group=group)
+        ranker = _failing_on_a_lost_worker(
+            client, lambda: DaskLGBMRanker(client=client, **options).fit(features, relevance, group=group)
+        )
     return ranker.to_local().set_params(n_jobs=threads)
+
+
+class WorkerLostError(GigmatchError):
+    """A Dask worker left while LightGBM trained on it."""
+
+
+def _failing_on_a_lost_worker(client: Any, fit: Callable[[], Any]) -> Any:
+    """`fit()`, or WorkerLostError as soon as a worker leaves the cluster while it runs.
+
+    LightGBM pins one training task to each worker holding data and its workers train
+    together: a lost worker's task can run nowhere else, and LightGBM waits for it forever
+    (measured: still waiting after six minutes, a `dask worker` SIGKILLed). So the fit is
+    watched from here, and on a loss LightGBM's tasks are cancelled and the fit fails, which
+    fails the training run before its registry step: `champion` does not move.
+    """
+    from distributed import Future
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["model"] = fit()
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            outcome["error"] = exc
+
+    before = set(client.scheduler_info()["workers"])
+    fitting = threading.Thread(target=run, name="dask-lightgbm-fit", daemon=True)
+    fitting.start()
+    while fitting.is_alive():
+        fitting.join(_WATCH_SECONDS)
+        lost = before - set(client.scheduler_info()["workers"])
+        if lost and fitting.is_alive():
+            pinned: list[Any] = [Future(key, client) for key in list(client.futures) if "_train_part" in str(key)]
+            client.cancel(pinned, force=True)
+            fitting.join(_WATCH_SECONDS * 10)
+            raise WorkerLostError(
+                f"Dask worker(s) {', '.join(sorted(lost))} left while LightGBM trained the ranker on them: LightGBM's "
+                "workers train together and cannot hand a lost worker's part to another, so the fit failed (train "
+                "again; give the workers more memory if they were killed for it)"
+            )
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["model"]
