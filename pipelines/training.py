@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -57,6 +58,9 @@ from pipelines.rollout import rollout_flow, shadow_rollout_flow
 from pipelines.settings import get_rollout_settings, get_tracking_settings
 from pipelines.tracking import OFFLINE_GATE_TAG
 
+if TYPE_CHECKING:  # Dask is an optional extra
+    from gigmatch.scale.validation import JobPartitions
+
 EXAMPLE_ROWS = 5  # rows of the test frame logged with each model as its input example
 
 
@@ -86,13 +90,13 @@ def train_flow(
     params = load_params(params_path)
     model_name = params.register_.model_name
     experiment_id = open_experiment(params.register_.experiment)
-    frames, lineage = load_snapshot(params.data.dir, params.engine)
+    frames, lineage, partitions = load_snapshot(params.data.dir, params.engine)
     profiles = "as_of_history" if FREELANCER_HISTORY in frames else "current_values"
     tags = {**lineage.tags(), "profile_statistics": profiles, "engine": engine, **(data_origin or {})}
     print(f"engine: {engine}")
     with tracking.run(experiment_id, "train", tags=tags) as run_id:
-        if params.engine.kind == "dask":  # the match frame is built and featurised part by part on the workers
-            sets, features = split_and_fit_features_on_dask(frames, params)
+        if partitions is not None:  # on Dask: the match frame built and featurised part by part on the workers
+            sets, features = split_and_fit_features_on_dask(frames, partitions, params)
         else:
             sets = split_by_time(frames, params.split)
             features = fit_features(sets, params.train.text_max_features)
@@ -152,19 +156,23 @@ def open_experiment(experiment: str) -> str:
 
 
 @task(name="load-snapshot", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def load_snapshot(data_dir: Path, engine: EngineParams) -> tuple[dict[str, pd.DataFrame], Lineage]:
+def load_snapshot(
+    data_dir: Path, engine: EngineParams
+) -> tuple[dict[str, pd.DataFrame], Lineage, JobPartitions | None]:
     """The snapshot's tables, checked; on Dask the tables that grow with the applications are checked on the
-    workers and not read here (the next task reads them there)."""
+    workers and not read here: they stay there, in partitions of whole jobs, for the next task."""
+    partitions = None
     if engine.kind == "dask":
         from gigmatch.scale.validation import validate_snapshot_on_dask  # Dask is an optional extra
 
-        frames = validate_snapshot_on_dask(data_dir, engine.partition_rows).frames
+        validated = validate_snapshot_on_dask(data_dir, engine.partition_rows)
+        frames, partitions = validated.frames, validated.partitions
     else:
         frames = read_tables(data_dir)
     note = profile_statistics_note(frames)
     if note:
         get_run_logger().warning(note)
-    return frames, current_lineage(data_dir)
+    return frames, current_lineage(data_dir), partitions
 
 
 @task(name="split-by-time", cache_policy=NO_CACHE)
@@ -179,13 +187,11 @@ def fit_features(sets: SplitSets, text_max_features: int) -> FeatureMatrices:
 
 @task(name="split-and-fit-features-on-dask", cache_policy=NO_CACHE)
 def split_and_fit_features_on_dask(
-    frames: dict[str, pd.DataFrame], params: Params
+    frames: dict[str, pd.DataFrame], partitions: JobPartitions, params: Params
 ) -> tuple[SplitSets, FeatureMatrices]:
     from gigmatch.scale.features import splits_on_dask  # Dask is an optional extra
 
-    return splits_on_dask(
-        params.data.dir, frames, params.split, params.train.text_max_features, params.engine.partition_rows
-    )
+    return splits_on_dask(frames, partitions, params.split, params.train.text_max_features)
 
 
 @task(name="train-model", cache_policy=NO_CACHE)

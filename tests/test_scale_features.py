@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from gigmatch.data.snapshot import read_tables
 from gigmatch.features.transformer import MatchFeatures, fitting_rows
 from gigmatch.params import Params
 from gigmatch.scale.features import splits_on_dask
+from gigmatch.scale.tables import ROW
 from gigmatch.scale.validation import validate_snapshot_on_dask
 from gigmatch.training.fitting import FeatureMatrices, fit_feature_matrices
 from gigmatch.training.splits import SPLITS, SplitSets, split_snapshot
@@ -64,9 +66,17 @@ def test_the_splits_and_features_on_dask_are_the_in_process_ones(
     local_dask_cluster: None, recut: Path, params: Params, in_process: tuple[SplitSets, FeatureMatrices]
 ) -> None:
     sets, features = in_process
-    frames = validate_snapshot_on_dask(recut, PARTITION_ROWS).frames
+    validated = validate_snapshot_on_dask(recut, PARTITION_ROWS)
+    frames, partitions = validated.frames, validated.partitions
     assert APPLICATIONS not in frames and SIMULATOR_TRUTH not in frames  # the big tables stay on the workers
-    dask_sets, dask_features = splits_on_dask(recut, frames, params.split, TEXT_FEATURES, PARTITION_ROWS)
+    # ... in partitions of whole jobs, every row of the table once, as the check left them.
+    parts = dask.compute(*partitions.applications)
+    assert len(parts) > 5
+    jobs = [set(part["job_id"]) for part in parts]
+    assert sum(len(j) for j in jobs) == len(set().union(*jobs))
+    rows = np.sort(np.concatenate([part[ROW].to_numpy() for part in parts]))
+    np.testing.assert_array_equal(rows, np.arange(len(pd.read_parquet(recut / "applications.parquet"))))
+    dask_sets, dask_features = splits_on_dask(frames, partitions, params.split, TEXT_FEATURES)
     assert len(sets.train.relevance) > 5 * PARTITION_ROWS  # the training rows span several partitions
     assert _fitted(dask_features.transformer) == _fitted(features.transformer)
     assert dask_sets.job_counts == sets.job_counts
@@ -88,8 +98,9 @@ def test_a_snapshot_without_truth_gives_splits_without_truth(
 ) -> None:
     client_data = recut_snapshot(recut, tmp_path / "data")
     (client_data / "simulator_truth.parquet").unlink()  # a client's export has no simulator
-    frames = validate_snapshot_on_dask(client_data, PARTITION_ROWS).frames
-    sets, _ = splits_on_dask(client_data, frames, params.split, TEXT_FEATURES, PARTITION_ROWS)
+    validated = validate_snapshot_on_dask(client_data, PARTITION_ROWS)
+    assert validated.partitions.truth is None
+    sets, _ = splits_on_dask(validated.frames, validated.partitions, params.split, TEXT_FEATURES)
     assert all(s.truth is None for s in sets.by_name().values())
     applications = pd.read_parquet(recut / "applications.parquet")
     assert sum(len(s.relevance) for s in sets.by_name().values()) == len(applications)

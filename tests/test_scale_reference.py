@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from devtools.ports import free_port
 from gigmatch.cli import main
 from gigmatch.data.validation import ContractError
+from gigmatch.errors import ExitCode
 from gigmatch.files import write_parquet
 from gigmatch.model.bundle import load_bundle
 from gigmatch.monitoring.frame import training_frame
@@ -53,7 +55,12 @@ def test_a_broken_snapshot_is_refused_before_anything_is_scored(
 
 
 def test_the_gate_on_dask_gives_the_in_process_verdict(
-    recut: Path, params: Params, bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    recut: Path,
+    params: Params,
+    bundle_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from pipelines.settings import get_monitoring_settings
 
@@ -73,6 +80,18 @@ def test_the_gate_on_dask_gives_the_in_process_verdict(
         assert code == verdict["exit_code"]
         assert list((tmp_path / f"cache-{engine}").glob("reference-*.parquet"))  # the reference was built
         verdicts[engine] = {k: v for k, v in verdict.items() if k != "sources"}  # the cache paths differ
-    get_monitoring_settings.cache_clear()
     assert verdicts["dask"] == verdicts["in_process"]
     assert verdicts["dask"]["verdict"] in ("drift", "warning")  # inflated budgets: the gate sees them either way
+    # Cached, the reference needs no cluster: with a scheduler nobody runs, the gate still answers, unchanged.
+    monkeypatch.setenv("GIGMATCH_DASK_ADDRESS", f"tcp://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("GIGMATCH_DASK_CONNECT_TIMEOUT_SECONDS", "2")
+    capsys.readouterr()
+    assert main([*argv, "--params", str(params_path)]) == code
+    assert "engine: dask" not in capsys.readouterr().out
+    verdict = json.loads((reports / "drift_verdict.json").read_text())
+    assert {k: v for k, v in verdict.items() if k != "sources"} == verdicts["dask"]
+    for cached in (tmp_path / "cache-dask").glob("reference-*.parquet"):
+        cached.unlink()
+    assert main([*argv, "--params", str(params_path)]) == ExitCode.ERROR  # not cached: the cluster is needed
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+    get_monitoring_settings.cache_clear()

@@ -58,13 +58,10 @@ def drift(
         build_html_report,
         get_monitoring_settings().reference_cache_dir,
     )
-    if params.engine.kind == "dask":
-        from gigmatch.scale.cluster import engine_session  # the scale extra: only on the Dask engine
-        from gigmatch.scale.reference import training_frame_on_dask
+    if params.engine.kind == "dask":  # the cluster opens only if the reference is not cached
+        from gigmatch.scale.reference import reference_on_engine  # the scale extra: only on the Dask engine
 
-        with engine_session(params.engine) as engine:
-            console.print(f"engine: {engine}")
-            outcome = gate(build_reference=partial(training_frame_on_dask, partition_rows=params.engine.partition_rows))
+        outcome = gate(build_reference=reference_on_engine(params.engine, console.print))
     else:
         outcome = gate()
     verdict = outcome.verdict

@@ -4,7 +4,8 @@ In-process, `split_snapshot` joins every application to its job and freelancer (
 descriptions, profile texts and skill lists on every row) and `fit_feature_matrices`
 fits `MatchFeatures` on the training rows: the whole match frame sits in one process,
 which is what outgrows it (training 1M applications peaked at 2.8 GB). Here the
-applications are cut into partitions of whole jobs and each worker joins only its own:
+applications stay in the partitions of whole jobs the contract's check left on the
+cluster, and each worker joins only its own:
 
 1. the fit: each partition's training applications reduced to their jobs' and
    freelancers' first rows (`fitting_rows`), gathered, reduced once more, joined in this
@@ -24,39 +25,20 @@ kept): a worker holds one partition's texts at a time, not its share of the whol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import dask
 import numpy as np
 import pandas as pd
 
-from gigmatch.data.contract import APPLICATIONS, FREELANCER_HISTORY, FREELANCERS, JOBS, SIMULATOR_TRUTH, table_file
-from gigmatch.features.match_frame import build_match_frame
+from gigmatch.data.contract import JOBS
 from gigmatch.features.transformer import MatchFeatures, fitting_rows
 from gigmatch.params import SplitParams
-from gigmatch.scale.partitions import by_job, job_cuts
-from gigmatch.scale.tables import ROW, by_row_number, table_on_dask, table_stretches
+from gigmatch.scale.joins import KEYS, Parents, in_table_order
+from gigmatch.scale.tables import ROW
+from gigmatch.scale.validation import JobPartitions
 from gigmatch.training.evaluation import EvaluationSet
 from gigmatch.training.fitting import FeatureMatrices
 from gigmatch.training.splits import SPLITS, JobSplit, SplitSets, split_jobs_by_time
-
-KEYS = ["job_id", "freelancer_id"]
-
-
-@dataclass(frozen=True)
-class Parents:
-    """What a partition's applications are joined to: sent to each worker once, as one key."""
-
-    jobs: pd.DataFrame
-    freelancers: pd.DataFrame
-    history: pd.DataFrame | None
-
-    @classmethod
-    def of(cls, frames: dict[str, pd.DataFrame]) -> Parents:
-        return cls(frames[JOBS], frames[FREELANCERS], frames.get(FREELANCER_HISTORY))
-
-    def match_frame(self, applications: pd.DataFrame) -> pd.DataFrame:
-        return build_match_frame(applications, self.jobs, self.freelancers, self.history)
 
 
 @dataclass(frozen=True)
@@ -69,35 +51,24 @@ class _SplitRows:
     frame: pd.DataFrame  # the match frame's rows, or the keys only for the training split
 
 
-def in_table_order(applications: pd.DataFrame) -> pd.DataFrame:
-    """A partition's applications in (job, freelancer) order, ties in table order: `split_snapshot`'s order."""
-    return by_row_number(applications).sort_values(KEYS, kind="stable").reset_index(drop=True)
-
-
 def splits_on_dask(
-    data_dir: Path, frames: dict[str, pd.DataFrame], split: SplitParams, text_max_features: int, partition_rows: int
+    frames: dict[str, pd.DataFrame], partitions: JobPartitions, split: SplitParams, text_max_features: int
 ) -> tuple[SplitSets, FeatureMatrices]:
-    """`split_snapshot` and `fit_feature_matrices` of the snapshot at `data_dir` (its contract checked), on the current
-    Dask client's cluster. `frames`: its jobs, freelancers and profile history, as read in this process."""
+    """`split_snapshot` and `fit_feature_matrices` of a snapshot checked on the current Dask client's cluster
+    (`validate_snapshot_on_dask`): `frames`, its jobs, freelancers and profile history as read in this process;
+    `partitions`, its applications and truth as the check left them on the cluster."""
     jobs_split = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction)
-    applications = table_on_dask(table_stretches(data_dir, APPLICATIONS, partition_rows))
-    cuts = job_cuts(applications, partition_rows)
-    parts = by_job(applications, partition_rows, cuts).to_delayed()
-    truth = [None] * len(parts)
-    if (Path(data_dir) / table_file(SIMULATOR_TRUTH)).exists():
-        truth_table = table_on_dask(table_stretches(data_dir, SIMULATOR_TRUTH, partition_rows))
-        truth = by_job(truth_table, partition_rows, cuts).to_delayed()
     parents = Parents.of(frames)
     context = dask.delayed((parents, jobs_split), pure=True, traverse=False)
-    first_rows = dask.compute(*[dask.delayed(_training_fitting_rows)(part, context) for part in parts])
+    first_rows = dask.compute(*[dask.delayed(_training_fitting_rows)(p, context) for p in partitions.applications])
     fitting = fitting_rows(pd.concat(first_rows, ignore_index=True))
     transformer = MatchFeatures(text_max_features=text_max_features).fit(parents.match_frame(fitting))
     fitted = dask.delayed(transformer, pure=True, traverse=False)
-    tasks = [dask.delayed(_featurised)(part, t, context, fitted) for part, t in zip(parts, truth, strict=True)]
+    tasks = [dask.delayed(_featurised)(part, t, context, fitted) for part, t in partitions.pairs()]
     featured: list[dict[str, _SplitRows]] = list(dask.compute(*tasks))
     sets = {name: [part[name] for part in featured if len(part[name].relevance)] for name in SPLITS}
     if not all(sets.values()):
-        raise ValueError(f"{data_dir}: a split has no applications ({', '.join(n for n, s in sets.items() if not s)})")
+        raise ValueError(f"a split has no applications ({', '.join(n for n, s in sets.items() if not s)})")
     matrices = {name: np.concatenate([rows.features for rows in found]) for name, found in sets.items()}
     evaluation = {name: _evaluation_set(found) for name, found in sets.items()}
     return SplitSets(**evaluation, job_counts=jobs_split.sizes()), FeatureMatrices(transformer, matrices)

@@ -12,6 +12,7 @@ and each is put in (job, freelancer) order as the in-process split sorts the tab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import dask
@@ -19,29 +20,40 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from gigmatch.data.contract import APPLICATIONS, JOBS
-from gigmatch.monitoring.frame import OUTCOME, frame_from_match_table
-from gigmatch.params import SplitParams
-from gigmatch.scale.features import Parents, in_table_order
-from gigmatch.scale.partitions import by_job
-from gigmatch.scale.tables import table_on_dask, table_stretches
+from gigmatch.data.contract import JOBS
+from gigmatch.monitoring.frame import OUTCOME, ReferenceBuilder, frame_from_match_table
+from gigmatch.params import EngineParams, SplitParams
+from gigmatch.scale.cluster import engine_session
+from gigmatch.scale.joins import Parents, in_table_order
 from gigmatch.scale.validation import validate_snapshot_on_dask
 from gigmatch.training.splits import split_jobs_by_time
 
 
 def training_frame_on_dask(data_dir: Path, split: SplitParams, model: Pipeline, partition_rows: int) -> pd.DataFrame:
     """`training_frame`'s frame, built on the current Dask client's cluster (the snapshot checked there first)."""
-    frames = validate_snapshot_on_dask(data_dir, partition_rows, with_truth=False).frames
+    snapshot = validate_snapshot_on_dask(data_dir, partition_rows, with_truth=False)
+    frames = snapshot.frames
     train_jobs = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction).train
-    applications = by_job(table_on_dask(table_stretches(data_dir, APPLICATIONS, partition_rows)), partition_rows)
     # One key each: sent to a worker once, and rebuilt by the scheduler if the worker holding it dies.
     context = dask.delayed((Parents.of(frames), np.sort(train_jobs)), pure=True, traverse=False)
     scorer = dask.delayed(model, pure=True, traverse=False)
-    tasks = [dask.delayed(_scored_part)(p, context, scorer, str(data_dir)) for p in applications.to_delayed()]
+    tasks = [dask.delayed(_scored_part)(p, context, scorer, str(data_dir)) for p in snapshot.partitions.applications]
     parts = [part for part in dask.compute(*tasks) if part is not None]
     if not parts:
         raise ValueError(f"{data_dir}: no applications to the training split's jobs")
     return pd.concat(parts, ignore_index=True)
+
+
+def reference_on_engine(engine: EngineParams, report: Callable[[str], object]) -> ReferenceBuilder:
+    """The builder `champion_reference` calls on a cache miss: it opens the engine's cluster (`report`ing
+    which) and builds the frame there; a cached reference needs no cluster, and starts none."""
+
+    def build(data_dir: Path, split: SplitParams, model: Pipeline) -> pd.DataFrame:
+        with engine_session(engine) as description:
+            report(f"engine: {description}")
+            return training_frame_on_dask(data_dir, split, model, engine.partition_rows)
+
+    return build
 
 
 def _scored_part(

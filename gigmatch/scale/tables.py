@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gigmatch.data.contract import CONTRACTS, table_file
-from gigmatch.data.validation import conform_table, to_frame
+from gigmatch.data.validation import Violation, conform_table, to_frame
 
 ROW = "table_row"  # a row's number in its table
 
@@ -54,20 +53,24 @@ def read_stretch(stretch: Stretch) -> pa.Table:
     return file.read_row_groups(list(stretch.row_groups)) if stretch.row_groups else file.schema_arrow.empty_table()
 
 
-def numbered_frame(stretch: Stretch) -> pd.DataFrame:
-    """A stretch's rows as the contract's frame, with each row's number in the table (its structure passed)."""
-    conformed, problems = conform_table(read_stretch(stretch), CONTRACTS[stretch.table], stretch.first_row)
-    if conformed is None:  # checked before: the file changed since
-        raise ValueError(f"{stretch.path} no longer meets the contract: {problems[0].describe()}")
+def read_numbered(stretch: Stretch) -> tuple[pd.DataFrame | None, list[Violation]]:
+    """A stretch's rows as the contract's frame with each row's number in the table (ROW), or None and what breaks
+    the contract's structure (columns, types, nulls) there; a file that cannot be read, as Arrow words it."""
+    try:
+        raw = read_stretch(stretch)
+    except (pa.ArrowException, OSError) as exc:
+        return None, [Violation(stretch.table, None, "readable_parquet", 0, (f"{stretch.path}: {exc}",))]
+    conformed, problems = conform_table(raw, CONTRACTS[stretch.table], stretch.first_row)
+    if conformed is None:
+        return None, problems
     frame = to_frame(conformed)
-    return frame.assign(**{ROW: pd.RangeIndex(stretch.first_row, stretch.first_row + len(frame))})
+    return frame.assign(**{ROW: pd.RangeIndex(stretch.first_row, stretch.first_row + len(frame))}), problems
 
 
-def table_on_dask(found: list[Stretch]) -> dd.DataFrame:
-    """The stretches' rows as one Dask frame of the contract's columns and ROW, a partition per stretch."""
-    empty = pa.Table.from_pylist([], schema=CONTRACTS[found[0].table].arrow_schema)
-    meta = to_frame(empty).assign(**{ROW: pd.Series(dtype="int64")})
-    return dd.from_map(numbered_frame, found, meta=meta, enforce_metadata=False)
+def frame_meta(table: str) -> pd.DataFrame:
+    """The empty frame a table's numbered stretches have the columns and types of (Dask's `meta`)."""
+    empty = pa.Table.from_pylist([], schema=CONTRACTS[table].arrow_schema)
+    return to_frame(empty).assign(**{ROW: pd.Series(dtype="int64")})
 
 
 def by_row_number(part: pd.DataFrame) -> pd.DataFrame:
