@@ -43,9 +43,12 @@ class LoopbackCluster:
         return worker.pid
 
     @contextlib.contextmanager
-    def killing_a_worker_while(self, task_names: tuple[str, ...], timeout: float = 240) -> Iterator[list[int]]:
+    def killing_a_worker_while(
+        self, task_names: tuple[str, ...], timeout: float = 240, busy: bool = True
+    ) -> Iterator[list[int]]:
         """While the block runs, the first worker seen processing a task whose key holds one of `task_names` is
-        SIGKILLed; the list holds its PID (empty: none was seen, the tasks were done or not yet started)."""
+        SIGKILLed (`busy=False`: a worker not processing one, while one runs); the list holds its PID (empty:
+        none was seen, the tasks were done or not yet started)."""
         from distributed import Client
 
         killed: list[int] = []
@@ -55,11 +58,13 @@ class LoopbackCluster:
             with Client(self.address, timeout=30) as watcher:
                 deadline = time.monotonic() + timeout
                 while time.monotonic() < deadline and not done.is_set():
-                    for address, keys in watcher.processing().items():
-                        if any(name in str(key) for key in keys for name in task_names):
-                            names = {a: w["name"] for a, w in watcher.scheduler_info()["workers"].items()}
-                            killed.append(self.kill_worker(int(str(names[address]).rsplit("-", 1)[1])))
-                            return
+                    processing = watcher.processing()
+                    running = {a for a, ks in processing.items() if any(n in str(k) for k in ks for n in task_names)}
+                    targets = running if busy or not running else set(processing) - running
+                    if running and targets:
+                        names = {a: w["name"] for a, w in watcher.scheduler_info()["workers"].items()}
+                        killed.append(self.kill_worker(int(str(names[min(targets)]).rsplit("-", 1)[1])))
+                        return
                     time.sleep(0.02)
 
         watcher = threading.Thread(target=watch, daemon=True)

@@ -34,6 +34,7 @@ from gigmatch.training.estimators import RANKERS, TrainingData, lambdarank_optio
 # the other waits for (LightGBM issue 4942), until its two-hour network time-out.
 _ONE_FIT_AT_A_TIME = threading.Lock()
 _WATCH_SECONDS = 0.5  # how often a fit looks for lost workers
+_TRAINING_TASK = "_train_part"  # the key of LightGBM's task on each worker it trains on (lightgbm.dask)
 
 
 def ranker_fit(
@@ -93,13 +94,16 @@ class WorkerLostError(GigmatchError):
 
 
 def _failing_on_a_lost_worker(client: Any, fit: Callable[[], Any]) -> Any:
-    """`fit()`, or WorkerLostError as soon as a worker leaves the cluster while it runs.
+    """`fit()`, or WorkerLostError as soon as a worker LightGBM trains on leaves the cluster while it runs.
 
     LightGBM pins one training task to each worker holding data and its workers train
     together: a lost worker's task can run nowhere else, and LightGBM waits for it forever
     (measured: still waiting after six minutes, a `dask worker` SIGKILLed). So the fit is
     watched from here, and on a loss LightGBM's tasks are cancelled and the fit fails, which
-    fails the training run before its registry step: `champion` does not move.
+    fails the training run before its registry step: `champion` does not move. A worker
+    that holds none of LightGBM's tasks (their worker restrictions, on the scheduler) may come
+    and go: Dask reruns its other tasks. Until LightGBM has submitted its tasks, any loss
+    counts, as LightGBM may have counted on that worker's data.
     """
     from distributed import Future
 
@@ -111,14 +115,20 @@ def _failing_on_a_lost_worker(client: Any, fit: Callable[[], Any]) -> Any:
         except BaseException as exc:  # handed to the caller's thread, raised there
             outcome["error"] = exc
 
-    before = set(client.scheduler_info()["workers"])
+    def pinned_workers(dask_scheduler: Any) -> set[str]:  # on the scheduler: defined here, so pickled by value
+        tasks = dask_scheduler.tasks.items()
+        return {w for key, task in tasks if _TRAINING_TASK in str(key) for w in task.worker_restrictions or ()}
+
+    watched = set(client.scheduler_info()["workers"])
+    training: set[str] = set()  # the workers LightGBM's tasks are pinned to, once it has submitted them
     fitting = threading.Thread(target=run, name="dask-lightgbm-fit", daemon=True)
     fitting.start()
     while fitting.is_alive():
         fitting.join(_WATCH_SECONDS)
-        lost = before - set(client.scheduler_info()["workers"])
+        training |= client.run_on_scheduler(pinned_workers)
+        lost = (training or watched) - set(client.scheduler_info()["workers"])
         if lost and fitting.is_alive():
-            pinned: list[Any] = [Future(key, client) for key in list(client.futures) if "_train_part" in str(key)]
+            pinned: list[Any] = [Future(key, client) for key in list(client.futures) if _TRAINING_TASK in str(key)]
             client.cancel(pinned, force=True)
             fitting.join(_WATCH_SECONDS * 10)
             raise WorkerLostError(
