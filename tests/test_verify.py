@@ -12,6 +12,7 @@ numerical tier, across BLAS kernels, is in tests/test_tiers.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -215,8 +216,8 @@ def _commit(repo: Path, message: str) -> None:
     _sh(["git", "commit", "--quiet", "--no-verify", "-m", message], repo)
 
 
-@pytest.fixture(scope="module")
-def git_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+@contextlib.contextmanager
+def _git_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as env:
         for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
             env.setenv(var, "gigmatch tests")
@@ -224,6 +225,12 @@ def git_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             env.setenv(var, "tests@gigmatch.invalid")
         env.setenv("DVC_NO_ANALYTICS", "1")
         env.setenv("DVC_SITE_CACHE_DIR", str(tmp_path_factory.mktemp("dvc-site")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def git_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with _git_identity(tmp_path_factory):
         yield
 
 
@@ -238,8 +245,22 @@ def prefect_url(prefect_harness: None) -> str:
 
 
 @pytest.fixture(scope="module")
-def verified_repo(tmp_path_factory: pytest.TempPathFactory, git_env: None, prefect_url: str) -> Path:
+def verified_repo(verified_origin: Path, git_env: None) -> Path:
     """A git repo of the project on small data, whose committed fingerprint was made by a real `dvc repro`."""
+    return verified_origin
+
+
+@pytest.fixture(scope="session")
+def verified_origin(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Path:
+    """`verified_repo`, made once a session (two minutes): pytest-xdist may run another module's tests between
+    this module's, and a module fixture would then be made again for the tests after them."""
+    from prefect.settings import PREFECT_API_URL
+
+    with _git_identity(tmp_path_factory):  # while it is made; the tests have theirs (git_env)
+        return _verified_origin(tmp_path_factory, str(PREFECT_API_URL.value()))
+
+
+def _verified_origin(tmp_path_factory: pytest.TempPathFactory, prefect_url: str) -> Path:
     from gigmatch.data.simulator import generate_snapshot
     from gigmatch.params import load_params
 
