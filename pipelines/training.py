@@ -18,7 +18,6 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
-from prefect.task_runners import ThreadPoolTaskRunner
 from threadpoolctl import threadpool_limits
 
 from gigmatch.data.contract import FREELANCER_HISTORY
@@ -56,6 +55,7 @@ from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
 from pipelines.rollout import rollout_flow, shadow_rollout_flow
 from pipelines.settings import get_rollout_settings, get_tracking_settings
+from pipelines.task_runners import api_the_workers_reach, candidate_runner
 from pipelines.tracking import OFFLINE_GATE_TAG
 
 if TYPE_CHECKING:  # Dask is an optional extra
@@ -126,14 +126,14 @@ def train_flow(
 
 
 def run_training(params_path: Path = Path("params.yaml"), data_origin: dict[str, str] | None = None) -> TrainingOutcome:
-    """Run the flow with the task runner sized from params.yaml, on the engine it names."""
+    """Run the flow on the engine params.yaml names: the candidates in threads sized from it, or on the cluster."""
     params = load_params(params_path)
-    runner: ThreadPoolTaskRunner = ThreadPoolTaskRunner(max_workers=params.train.parallel_fits)
     # BLAS pools are process-wide: cap them around the whole flow too, so a model
     # finishing first cannot restore the default for one still training beside it.
     with threadpool_limits(limits=params.train.threads), engine_session(params.engine) as engine:
-        flow_run = train_flow.with_options(task_runner=runner)  # type: ignore[arg-type]
-        return flow_run(params_path=params_path, data_origin=data_origin, engine=engine)
+        flow_run = train_flow.with_options(task_runner=candidate_runner(params))
+        with api_the_workers_reach(params):
+            return flow_run(params_path=params_path, data_origin=data_origin, engine=engine)
 
 
 @flow(name="gigmatch-train-on-worker", log_prints=True)

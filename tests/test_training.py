@@ -278,6 +278,7 @@ def test_training_on_a_loopback_cluster_survives_a_lost_worker_and_refuses_bad_d
     import shutil
 
     import pandas as pd
+    from distributed import Client
 
     from devtools.dask_harness import loopback_cluster
     from gigmatch.cli import ExitCode, main
@@ -304,6 +305,9 @@ def test_training_on_a_loopback_cluster_survives_a_lost_worker_and_refuses_bad_d
             on_dask = run_training(_params(tmp_path, training_snapshot, GOOD, engine=engine))
         assert killed, "no worker was caught featurising: the partitions were done before the kill"
         assert sum(w.poll() is None for w in cluster.workers) == 1
+        with Client(cluster.address, timeout=30) as client:  # the candidates ran there, as Prefect task runs
+            prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+        assert "train" in prefixes, prefixes
     assert all(p.poll() is not None for p in [cluster.scheduler, *cluster.workers])  # stopped by their PIDs
     assert on_dask.metrics == in_process.metrics
     assert on_dask.selected == in_process.selected and not on_dask.decision.promote  # the same model: no gain

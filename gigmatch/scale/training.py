@@ -16,7 +16,8 @@ worker finds its own bin boundaries from its rows, so the trees differ slightly.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -29,10 +30,10 @@ from gigmatch.params import EngineParams, ModelSpec
 from gigmatch.scale.partitions import job_divisions
 from gigmatch.training.estimators import RANKERS, TrainingData, lambdarank_options, query_sizes
 
-# One Dask fit at a time: LightGBM holds one task on every worker that has data until training
-# ends, so two fits side by side (train.parallel_fits) on one-thread workers can each hold a worker
-# the other waits for (LightGBM issue 4942), until its two-hour network time-out.
-_ONE_FIT_AT_A_TIME = threading.Lock()
+# One Dask fit at a time on a cluster: LightGBM holds one task on every worker that has data until
+# training ends, so two fits side by side (candidates run as task runs on the workers) can each hold
+# a worker the other waits for (LightGBM issue 4942), until its two-hour network time-out.
+_ONE_FIT_AT_A_TIME = "gigmatch-lightgbm-fit"  # a `distributed.Lock`'s name: held on the scheduler
 _WATCH_SECONDS = 0.5  # how often a fit looks for lost workers
 _TRAINING_TASK = "_train_part"  # the key of LightGBM's task on each worker it trains on (lightgbm.dask)
 
@@ -44,11 +45,9 @@ def ranker_fit(
     (in this process, as always)."""
     if engine.kind != "dask" or spec.kind not in RANKERS:
         return None
-    from distributed import default_client
-
     return partial(
         fit_ranker_on_dask,
-        default_client(),
+        None,
         spec.params,
         seed=seed,
         partition_rows=engine.partition_rows,
@@ -67,12 +66,16 @@ def job_chunks(group: np.ndarray, partition_rows: int) -> tuple[tuple[int, ...],
 
 
 def fit_ranker_on_dask(
-    client: Any, params: dict[str, Any], data: TrainingData, seed: int, partition_rows: int, threads: int
+    client: Any | None, params: dict[str, Any], data: TrainingData, seed: int, partition_rows: int, threads: int
 ) -> LGBMRanker:
-    """The LambdaRank candidate fitted on the client's workers, returned as a local `LGBMRanker` that
-    predicts with `threads` threads, as the in-process one does."""
+    """The LambdaRank candidate fitted on the client's workers (None: the cluster this runs on or beside),
+    returned as a local `LGBMRanker` that predicts with `threads` threads, as the in-process one does."""
+    if client is None:
+        with _cluster_client() as found:
+            return fit_ranker_on_dask(found, params, data, seed, partition_rows, threads)
     # Imported here: the training flow imports this module, and needs Dask only on the Dask engine.
     import dask.array as da
+    from distributed import Lock
     from lightgbm.dask import DaskLGBMRanker
 
     rows, jobs, sizes = job_chunks(data.group, partition_rows)
@@ -82,11 +85,27 @@ def fit_ranker_on_dask(
     # No n_jobs: LightGBM's Dask estimators give each worker as many threads as the worker has (one on
     # the local cluster: OpenMP threads beside another worker's ran ten times slower on 2 cores).
     options = {key: value for key, value in lambdarank_options(params, seed, n_jobs=1).items() if key != "n_jobs"}
-    with _ONE_FIT_AT_A_TIME:
+    with Lock(_ONE_FIT_AT_A_TIME):  # on the client's cluster (the worker's, or the default client's)
         ranker = _failing_on_a_lost_worker(
             client, lambda: DaskLGBMRanker(client=client, **options).fit(features, relevance, group=group)
         )
     return ranker.to_local().set_params(n_jobs=threads)
+
+
+@contextmanager
+def _cluster_client() -> Iterator[Any]:
+    """The client of the cluster this runs on: on a worker (a candidate run by Prefect's Dask task runner), one
+    that secedes this task from the worker's threads while the fit runs, since LightGBM trains on that worker
+    too and would wait for its one thread forever; beside the cluster, the default client."""
+    from distributed import default_client, get_worker, worker_client
+
+    try:
+        get_worker()
+    except ValueError:
+        yield default_client()
+        return
+    with worker_client() as client:
+        yield client
 
 
 class WorkerLostError(GigmatchError):

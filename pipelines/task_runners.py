@@ -1,0 +1,45 @@
+"""Where the training flow's candidates run: threads of this process, or the Dask engine's cluster.
+
+On the Dask engine the candidates are Prefect task runs on the cluster's workers
+(`prefect_dask.DaskTaskRunner` on the scheduler `engine_session` opened or reached), each
+reporting to this flow's Prefect API. Without PREFECT_API_URL that API is the ephemeral
+server this process starts: its address is made the setting while the flow runs, since the
+task runs carry the flow's settings to the workers, and a worker without it would start an
+ephemeral server of its own on the same database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from gigmatch.params import Params
+
+
+def candidate_runner(params: Params) -> TaskRunner[Any]:
+    """The task runner the candidates are submitted to (call inside `engine_session`)."""
+    if params.engine.kind != "dask":
+        return ThreadPoolTaskRunner(max_workers=params.train.parallel_fits)
+    from distributed import default_client
+    from prefect_dask import DaskTaskRunner
+
+    return DaskTaskRunner(address=default_client().scheduler.address)
+
+
+@contextmanager
+def api_the_workers_reach(params: Params) -> Iterator[None]:
+    """On the Dask engine with no PREFECT_API_URL: the ephemeral API started now, and named as the setting."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if params.engine.kind != "dask" or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # starts this process's ephemeral server
+        url = str(client.api_url)
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
