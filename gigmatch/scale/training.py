@@ -16,6 +16,7 @@ worker finds its own bin boundaries from its rows, so the trees differ slightly.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -35,6 +36,7 @@ from gigmatch.training.estimators import RANKERS, TrainingData, lambdarank_optio
 # a worker the other waits for (LightGBM issue 4942), until its two-hour network time-out.
 _ONE_FIT_AT_A_TIME = "gigmatch-lightgbm-fit"  # a `distributed.Lock`'s name: held on the scheduler
 _WATCH_SECONDS = 0.5  # how often a fit looks for lost workers
+_NOTICE_POLLS = 6  # how long a failed fit waits for the scheduler to see a lost worker (times _WATCH_SECONDS)
 _TRAINING_TASK = "_train_part"  # the key of LightGBM's task on each worker it trains on (lightgbm.dask)
 
 
@@ -140,21 +142,36 @@ def _failing_on_a_lost_worker(client: Any, fit: Callable[[], Any]) -> Any:
 
     watched = set(client.scheduler_info()["workers"])
     training: set[str] = set()  # the workers LightGBM's tasks are pinned to, once it has submitted them
+
+    def lost() -> set[str]:
+        training.update(client.run_on_scheduler(pinned_workers))
+        return (training or watched) - set(client.scheduler_info()["workers"])
+
     fitting = threading.Thread(target=run, name="dask-lightgbm-fit", daemon=True)
     fitting.start()
     while fitting.is_alive():
         fitting.join(_WATCH_SECONDS)
-        training |= client.run_on_scheduler(pinned_workers)
-        lost = (training or watched) - set(client.scheduler_info()["workers"])
-        if lost and fitting.is_alive():
+        gone = lost()
+        if gone and fitting.is_alive():
             pinned: list[Any] = [Future(key, client) for key in list(client.futures) if _TRAINING_TASK in str(key)]
             client.cancel(pinned, force=True)
             fitting.join(_WATCH_SECONDS * 10)
-            raise WorkerLostError(
-                f"Dask worker(s) {', '.join(sorted(lost))} left while LightGBM trained the ranker on them: LightGBM's "
-                "workers train together and cannot hand a lost worker's part to another, so the fit failed (train "
-                "again; give the workers more memory if they were killed for it)"
-            )
+            raise _lost_error(gone)
     if "error" in outcome:
+        # The survivors may notice first ("Socket recv error, Connection reset by peer"): say why, once the
+        # scheduler knows (it learns from the lost connection, within moments).
+        for _ in range(_NOTICE_POLLS):
+            gone = lost()
+            if gone:
+                raise _lost_error(gone) from outcome["error"]
+            time.sleep(_WATCH_SECONDS)
         raise outcome["error"]
     return outcome["model"]
+
+
+def _lost_error(workers: set[str]) -> WorkerLostError:
+    return WorkerLostError(
+        f"Dask worker(s) {', '.join(sorted(workers))} left while LightGBM trained the ranker on them: LightGBM's "
+        "workers train together and cannot hand a lost worker's part to another, so the fit failed (train "
+        "again; give the workers more memory if they were killed for it)"
+    )
