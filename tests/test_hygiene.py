@@ -203,3 +203,42 @@ def test_the_hooks_refuse_the_commit_naming_the_file(
     assert path in output
     failed = [line for line in output.splitlines() if line.endswith("Failed")]
     assert any(line.startswith(hook) for line in failed), output
+
+
+GROUPED_TESTS = """
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.xdist_group("together")
+@pytest.mark.parametrize("n", range(12))
+def test_grouped(n):
+    (Path(os.environ["RECORD_DIR"]) / f"grouped-{n}").write_text(os.environ["PYTEST_XDIST_WORKER"])
+
+
+@pytest.mark.parametrize("n", range(12))
+def test_free(n):
+    pass
+"""
+
+
+def test_the_suite_s_xdist_groups_send_a_group_to_one_worker(tmp_path: Path) -> None:
+    """`make test` runs `pytest -n N --dist loadgroup`: the tests of an `xdist_group` (one repository or server
+    made for them all) must run on one worker. pytest-xdist 3.8 names the group in the test's id, which
+    pytest 9.2 no longer reads back, and the groups were silently ignored: pytest is pinned below 9.2."""
+    (tmp_path / "test_grouped.py").write_text(GROUPED_TESTS)
+    (tmp_path / "record").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"],
+        cwd=tmp_path,
+        env={**os.environ, "RECORD_DIR": str(tmp_path / "record")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    workers = {path.read_text() for path in (tmp_path / "record").iterdir()}
+    assert len(list((tmp_path / "record").iterdir())) == 12
+    assert len(workers) == 1, f"the group ran on {sorted(workers)}"
