@@ -234,7 +234,7 @@ def git_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prefect_url(prefect_harness: None) -> str:
     """The session's Prefect test server: the scratch runs use it instead of starting their own."""
     from prefect.settings import PREFECT_API_URL
@@ -251,13 +251,11 @@ def verified_repo(verified_origin: Path, git_env: None) -> Path:
 
 
 @pytest.fixture(scope="session")
-def verified_origin(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Path:
-    """`verified_repo`, made once a session (two minutes): pytest-xdist may run another module's tests between
-    this module's, and a module fixture would then be made again for the tests after them."""
-    from prefect.settings import PREFECT_API_URL
-
+def verified_origin(tmp_path_factory: pytest.TempPathFactory, prefect_url: str) -> Path:
+    """`verified_repo`, made once a session (two minutes): the xdist group keeps this module's tests on one
+    worker, but that worker may run another module's tests between them, which ends a module fixture."""
     with _git_identity(tmp_path_factory):  # while it is made; the tests have theirs (git_env)
-        return _verified_origin(tmp_path_factory, str(PREFECT_API_URL.value()))
+        return _verified_origin(tmp_path_factory, prefect_url)
 
 
 def _verified_origin(tmp_path_factory: pytest.TempPathFactory, prefect_url: str) -> Path:
