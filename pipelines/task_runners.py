@@ -5,18 +5,22 @@ On the Dask engine the candidates are Prefect task runs on the cluster's workers
 reporting to this flow's Prefect API. Without PREFECT_API_URL that API is the ephemeral
 server this process starts: its address is made the setting while the flow runs, since the
 task runs carry the flow's settings to the workers, and a worker without it would start an
-ephemeral server of its own on the same database.
+ephemeral server of its own on the same database. What every candidate reads (the feature
+matrices, the splits' outcomes) is sent to the cluster once (`shared_with_candidates`), not
+once per candidate's task run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from gigmatch.params import Params
+
+T = TypeVar("T")
 
 
 def candidate_runner(params: Params) -> TaskRunner[Any]:
@@ -27,6 +31,17 @@ def candidate_runner(params: Params) -> TaskRunner[Any]:
     from prefect_dask import DaskTaskRunner
 
     return DaskTaskRunner(address=default_client().scheduler.address)
+
+
+def shared_with_candidates(params: Params, value: T) -> T:
+    """`value` as the candidates' task runs are given it: itself in threads; on the Dask engine a Future of it,
+    scattered once to the cluster, which Dask resolves to the value on the worker a task runs on (the task
+    runner sends a task run's parameters with it: three candidates would carry three copies)."""
+    if params.engine.kind != "dask":
+        return value
+    from distributed import default_client
+
+    return cast(T, default_client().scatter(value, hash=False))
 
 
 @contextmanager

@@ -55,7 +55,7 @@ from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
 from pipelines.rollout import rollout_flow, shadow_rollout_flow
 from pipelines.settings import get_rollout_settings, get_tracking_settings
-from pipelines.task_runners import api_the_workers_reach, candidate_runner
+from pipelines.task_runners import api_the_workers_reach, candidate_runner, shared_with_candidates
 from pipelines.tracking import OFFLINE_GATE_TAG
 
 if TYPE_CHECKING:  # Dask is an optional extra
@@ -100,7 +100,8 @@ def train_flow(
         else:
             sets = split_by_time(frames, params.split)
             features = fit_features(sets, params.train.text_max_features)
-        fits = [train.submit(name, spec, features, sets, params) for name, spec in params.train.models.items()]
+        shared = shared_with_candidates(params, features), shared_with_candidates(params, sets.outcomes_only())
+        fits = [train.submit(name, spec, *shared, params) for name, spec in params.train.models.items()]
         references = evaluate_baselines(sets.test, params.evaluate)
         trained = [fit.result() for fit in fits]
         selected = select_best(trained)
@@ -196,6 +197,7 @@ def split_and_fit_features_on_dask(
 
 @task(name="train-model", cache_policy=NO_CACHE)
 def train(name: str, spec: ModelSpec, features: FeatureMatrices, sets: SplitSets, params: Params) -> TrainedModel:
+    """`sets`: the splits' outcomes (`SplitSets.outcomes_only`), all a candidate's fit and figures read."""
     fit = ranker_fit(params.engine, spec, params.train.seed, params.train.threads)  # on the cluster run_training opened
     trained = train_model(name, spec, features, sets, params.train.seed, params.train.threads, fit)
     figures = trained.figures

@@ -204,6 +204,25 @@ def test_job_chunks_cut_at_job_boundaries() -> None:
         job_chunks(np.array([1, 2, 1]), partition_rows=5)
 
 
+def test_a_candidate_trained_on_the_outcomes_only_is_the_one_trained_on_the_whole_splits(
+    training_sets: tuple[SplitSets, FeatureMatrices],
+) -> None:
+    """What the Dask engine sends to the workers the candidates train on: the same figures and scores, bit for
+    bit, from a small share of the bytes (no texts)."""
+    sets, features = training_sets
+    lean = sets.outcomes_only()
+    for name, spec in (("logistic", ModelSpec(kind="logistic", params={})), ("lambdarank", RANKER)):
+        whole = train_model(name, spec, features, sets, seed=7, threads=1)
+        outcomes = train_model(name, spec, features, lean, seed=7, threads=1)
+        assert outcomes.figures == whole.figures, name
+        np.testing.assert_array_equal(outcomes.test_scores, whole.test_scores)
+    sizes = {n: (s.frame.memory_usage(deep=True).sum(), lean.by_name()[n].frame.memory_usage(deep=True).sum())
+             for n, s in sets.by_name().items()}  # fmt: skip
+    assert all(kept < whole / 20 for whole, kept in sizes.values()), sizes
+    assert lean.job_counts == sets.job_counts
+    assert all(np.array_equal(lean.by_name()[n].relevance, s.relevance) for n, s in sets.by_name().items())
+
+
 def test_the_ranker_on_a_local_cluster_gives_the_in_process_model(
     training_sets: tuple[SplitSets, FeatureMatrices],
 ) -> None:
