@@ -161,9 +161,9 @@ def _failing_on_a_lost_worker(client: Any, fit: Callable[[], Any]) -> Any:
     watched = set(client.scheduler_info()["workers"])
     training: set[str] = set()  # the workers LightGBM's tasks are pinned to, once it has submitted them
 
-    def lost() -> set[str]:
+    def lost(everyone: bool = False) -> set[str]:
         training.update(client.run_on_scheduler(pinned_workers))
-        return (training or watched) - set(client.scheduler_info()["workers"])
+        return ((training | watched) if everyone else (training or watched)) - set(client.scheduler_info()["workers"])
 
     fitting = threading.Thread(target=run, name="dask-lightgbm-fit", daemon=True)
     fitting.start()
@@ -176,10 +176,12 @@ def _failing_on_a_lost_worker(client: Any, fit: Callable[[], Any]) -> Any:
             fitting.join(_WATCH_SECONDS * 10)
             raise _lost_error(gone)
     if "error" in outcome:
-        # The survivors may notice first ("Socket recv error, Connection reset by peer"): say why, once the
+        # The survivors may notice first ("Socket recv error, Connection reset by peer"), or the lost worker's
+        # task is forgotten before its restriction was seen, with the scattered data it needed ("cancelled for
+        # reason: already forgotten"): a failed fit counts any worker gone since it started, once the
         # scheduler knows (it learns from the lost connection, within moments).
         for _ in range(_NOTICE_POLLS):
-            gone = lost()
+            gone = lost(everyone=True)
             if gone:
                 raise _lost_error(gone) from outcome["error"]
             time.sleep(_WATCH_SECONDS)
