@@ -226,7 +226,10 @@ def training_rows(measured: Measured, env: dict[str, str]) -> dict[str, Measured
     """The training command's features, train and evaluate, and the rest (its start-up, Prefect's ephemeral
     server, MLflow's logging and registry, the reports)."""
     spans = training_task_spans(env)
-    rows = {f"  {stage}": measured.window(found) for stage, found in spans.items() if found}
+    missing = [stage for stage, found in spans.items() if not found]
+    if missing:  # TRAINING_STAGES names the flow's tasks by hand: say so when they no longer match
+        raise RuntimeError(f"no task run of the training flow matches TRAINING_STAGES' {', '.join(missing)}")
+    rows = {f"  {stage}": measured.window(found) for stage, found in spans.items()}
     busy = [span for found in spans.values() for span in found]
     rest = measured.window(busy, inside=False)
     rows["  tracking"] = replace(rest, seconds=measured.seconds - rest.seconds)
