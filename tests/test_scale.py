@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lightgbm import LGBMRanker
+from scipy.stats import spearmanr
 
 from devtools.dask_harness import loopback_cluster
 from gigmatch.cli import ExitCode, main
@@ -226,10 +227,13 @@ def test_a_candidate_trained_on_the_outcomes_only_is_the_one_trained_on_the_whol
 def test_the_ranker_on_a_local_cluster_gives_the_in_process_model(
     training_sets: tuple[SplitSets, FeatureMatrices],
 ) -> None:
-    """One partition: the same trees, bit for bit. Several: LightGBM's data-parallel learner, within 0.03 NDCG@10.
+    """One partition: the same trees, bit for bit. Several: LightGBM's data-parallel learner ranks as the in-process
+    model does (the check of LightGBM's own Dask tests: the scores' rank correlation), within 0.04 NDCG@10.
 
-    Which worker gets which partitions is the scheduler's choice, so with several partitions
-    the figures move from run to run (measured: test NDCG@10 0.627 and 0.638, in-process 0.621)."""
+    The model moves from run to run (lightgbm.dask orders its workers and their partitions by `Client.who_has`,
+    whose keys pass through a set). Measured in 12 runs at this size (1,446 test rows): test NDCG@10 0.615 to
+    0.645 against 0.621 in-process, Spearman 0.942 to 0.954; MAP@10, 0.530 to 0.576 against 0.534, is too
+    noisy on 100-odd test jobs to bound tightly."""
     sets, features = training_sets
     local = train_model("lambdarank", RANKER, features, sets, seed=7, threads=1)
     engine = EngineParams(kind="dask", partition_rows=1000, workers=2, worker_memory_gib=None)
@@ -240,8 +244,8 @@ def test_the_ranker_on_a_local_cluster_gives_the_in_process_model(
         split = train_model("lambdarank", RANKER, features, sets, seed=7, threads=1, fit=several)
     np.testing.assert_array_equal(whole.test_scores, local.test_scores)
     assert isinstance(estimator_of(split.model), LGBMRanker)  # a plain model: exported and served as one
-    for metric in ("ndcg_at_10", "map_at_10"):
-        assert split.figures.test[metric] == pytest.approx(local.figures.test[metric], abs=0.03), metric
+    assert spearmanr(split.test_scores, local.test_scores).statistic > 0.9
+    assert split.figures.test["ndcg_at_10"] == pytest.approx(local.figures.test["ndcg_at_10"], abs=0.04)
     assert len(job_chunks(sets.train.group, 1000)[0]) > 2  # several partitions: both workers hold some
 
 

@@ -10,7 +10,9 @@ sockets between the workers. The fitted model comes back as a plain `LGBMRanker`
 
 With one partition (fewer training rows than `engine.partition_rows`), one worker
 trains on all of them: the same model, bit for bit, as in-process. With several, each
-worker finds its own bin boundaries from its rows, so the trees differ slightly.
+worker finds its own bin boundaries from its rows, so the trees differ slightly, and
+from run to run: lightgbm.dask orders its workers (their ranks) and each worker's
+partitions by `Client.who_has`, whose keys pass through a set.
 """
 
 from __future__ import annotations
