@@ -12,27 +12,32 @@ cluster, and each worker joins only its own:
    process and fitted on: what fitting on every training row learns, exactly;
 2. the features: the fitted transformer sent to each worker once, each partition joined
    again and featurised there (its within-job features whole: a job sits in one
-   partition and one split). What comes back is the feature matrices, outcomes and
-   truth of every split, the validation and test rows' match frames (evaluation, the
-   fingerprint and the champion's measure read them), and the training rows' keys.
+   partition and one split). What comes back, a split at a
+   time, is the feature matrices, outcomes and truth of every split, the test rows'
+   match frame (the baselines, the slices, the fingerprint and the champion's measure
+   read it), and the other rows' keys.
 
 The same splits and matrices as in-process, row for row and bit for bit (tested): the
 partitions hold whole jobs in job order and each is put in (job, freelancer) order, as
 `split_snapshot` sorts the table. The joins run twice (a partition's match frame is never
-kept): a worker holds one partition's texts at a time, not its share of the whole frame.
+kept): a worker holds one partition's texts at a time, not its share of the whole frame, and
+what the joins freed is handed back to the system before the candidates train.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import getitem
 
 import dask
 import numpy as np
 import pandas as pd
+from distributed import default_client
 
 from gigmatch.data.contract import JOBS
 from gigmatch.features.transformer import MatchFeatures, fitting_rows
 from gigmatch.params import SplitParams
+from gigmatch.scale.cluster import one_key, release_freed_memory
 from gigmatch.scale.joins import KEYS, Parents, in_table_order
 from gigmatch.scale.tables import ROW
 from gigmatch.scale.validation import JobPartitions
@@ -48,7 +53,10 @@ class _SplitRows:
     features: np.ndarray
     relevance: np.ndarray
     truth: np.ndarray | None
-    frame: pd.DataFrame  # the match frame's rows, or the keys only for the training split
+    frame: pd.DataFrame  # the test split's match frame rows; the keys only for the others
+
+    def __bool__(self) -> bool:
+        return len(self.relevance) > 0
 
 
 def splits_on_dask(
@@ -59,18 +67,22 @@ def splits_on_dask(
     `partitions`, its applications and truth as the check left them on the cluster."""
     jobs_split = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction)
     parents = Parents.of(frames)
-    context = dask.delayed((parents, jobs_split), pure=True, traverse=False)
+    context = one_key((parents, jobs_split))
     first_rows = dask.compute(*[dask.delayed(_training_fitting_rows)(p, context) for p in partitions.applications])
     fitting = fitting_rows(pd.concat(first_rows, ignore_index=True))
     transformer = MatchFeatures(text_max_features=text_max_features).fit(parents.match_frame(fitting))
-    fitted = dask.delayed(transformer, pure=True, traverse=False)
-    tasks = [dask.delayed(_featurised)(part, t, context, fitted) for part, t in partitions.pairs()]
-    featured: list[dict[str, _SplitRows]] = list(dask.compute(*tasks))
-    sets = {name: [part[name] for part in featured if len(part[name].relevance)] for name in SPLITS}
-    if not all(sets.values()):
-        raise ValueError(f"a split has no applications ({', '.join(n for n, s in sets.items() if not s)})")
-    matrices = {name: np.concatenate([rows.features for rows in found]) for name, found in sets.items()}
-    evaluation = {name: _evaluation_set(found) for name, found in sets.items()}
+    fitted = one_key(transformer)
+    client = default_client()
+    featured = client.compute([dask.delayed(_featurised)(part, t, context, fitted) for part, t in partitions.pairs()])
+    matrices, evaluation = {}, {}
+    for name in SPLITS:  # gathered a split at a time: this process holds one split's parts beside the whole
+        found = [rows for rows in client.gather([client.submit(getitem, f, name) for f in featured]) if rows]
+        if not found:
+            raise ValueError(f"the {name} split has no applications")
+        matrices[name] = np.concatenate([rows.features for rows in found])
+        evaluation[name] = _evaluation_set(found)
+    del featured
+    release_freed_memory(client)
     return SplitSets(**evaluation, job_counts=jobs_split.sizes()), FeatureMatrices(transformer, matrices)
 
 
@@ -84,7 +96,8 @@ def _training_fitting_rows(applications: pd.DataFrame, context: tuple[Parents, J
 def _featurised(
     applications: pd.DataFrame, truth: pd.DataFrame | None, context: tuple[Parents, JobSplit], fitted: MatchFeatures
 ) -> dict[str, _SplitRows]:
-    """A partition's rows of each split: features, outcomes, truth, and their match frame (keys only for training)."""
+    """A partition's rows of each split: features, outcomes, truth, and the test rows' match frame (keys only for
+    the others: training and validation read their features, outcomes and jobs)."""
     parents, jobs_split = context
     ordered = in_table_order(applications)
     match = parents.match_frame(ordered)
@@ -102,7 +115,7 @@ def _featurised(
             features[rows],
             relevance[rows],
             None if true_probability is None else true_probability[rows],
-            frame[KEYS] if name == "train" else frame,
+            frame if name == "test" else frame[KEYS],
         )
     return found
 

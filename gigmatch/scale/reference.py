@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from gigmatch.data.contract import JOBS
 from gigmatch.monitoring.frame import OUTCOME, ReferenceBuilder, frame_from_match_table
 from gigmatch.params import EngineParams, SplitParams
-from gigmatch.scale.cluster import engine_session
+from gigmatch.scale.cluster import engine_session, one_key
 from gigmatch.scale.joins import Parents, in_table_order
 from gigmatch.scale.validation import validate_snapshot_on_dask
 from gigmatch.training.splits import split_jobs_by_time
@@ -34,9 +34,7 @@ def training_frame_on_dask(data_dir: Path, split: SplitParams, model: Pipeline, 
     snapshot = validate_snapshot_on_dask(data_dir, partition_rows, with_truth=False)
     frames = snapshot.frames
     train_jobs = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction).train
-    # One key each: sent to a worker once, and rebuilt by the scheduler if the worker holding it dies.
-    context = dask.delayed((Parents.of(frames), np.sort(train_jobs)), pure=True, traverse=False)
-    scorer = dask.delayed(model, pure=True, traverse=False)
+    context, scorer = one_key((Parents.of(frames), np.sort(train_jobs))), one_key(model)
     tasks = [dask.delayed(_scored_part)(p, context, scorer, str(data_dir)) for p in snapshot.partitions.applications]
     parts = [part for part in dask.compute(*tasks) if part is not None]
     if not parts:

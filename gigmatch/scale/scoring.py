@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask
 import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
@@ -24,6 +23,7 @@ from gigmatch.features.match_frame import MATCH_COLUMNS
 from gigmatch.files import staged_directory
 from gigmatch.model.bundle import Bundle
 from gigmatch.model.ranking import checked_match_frame, score_frame
+from gigmatch.scale.cluster import one_key
 from gigmatch.scale.partitions import by_job
 
 SCORED_META = pd.DataFrame(
@@ -105,11 +105,7 @@ def score_on_dask(bundle: Bundle, input_path: Path, output: Path, partition_rows
     """Rank every job's candidates at `input_path` into the dataset `output`, on the current Dask client's cluster."""
     frame = read_match_dataset(input_path)
     jobs = by_job(frame, partition_rows)
-    # The model as one key of the graph: sent to each worker once, not once per task, and, unlike
-    # scattered data, rebuilt by the scheduler if the worker holding it dies. With `scatter`, one of
-    # two runs of the kill test failed ("already forgotten"); with the graph key, three of three passed.
-    model = dask.delayed(bundle.model, pure=True, traverse=False)
-    ranked = jobs.map_partitions(_rank_partition, model, str(bundle.version), meta=SCORED_META)
+    ranked = jobs.map_partitions(_rank_partition, one_key(bundle.model), str(bundle.version), meta=SCORED_META)
     with staged_directory(output) as staging:
         ranked.to_parquet(str(staging), write_index=False, name_function=lambda i: f"part-{i:05d}.parquet")
         written = pq.ParquetDataset(str(staging))

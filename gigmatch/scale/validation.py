@@ -55,6 +55,7 @@ from gigmatch.data.validation import (
     history_relations,
     merge_violations,
 )
+from gigmatch.scale.cluster import one_key
 from gigmatch.scale.partitions import by_job, job_cuts
 from gigmatch.scale.tables import Stretch, by_row_number, frame_meta, read_numbered, table_stretches
 
@@ -191,7 +192,7 @@ def _check_partitions(
             JOBS: frames[JOBS][["job_id", "posted_at"]],
             FREELANCERS: frames[FREELANCERS][["freelancer_id", "signup_date"]],
         }
-    parents_key = dask.delayed(parents, pure=True, traverse=False)  # sent to each worker once, as one key
+    parents_key = one_key(parents)
     tasks = [dask.delayed(_check_part)(a, t, parents_key) for a, t in partitions.pairs()]
     return list(dask.compute(*tasks))
 
