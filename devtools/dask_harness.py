@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devtools.ports import free_port
 
@@ -62,7 +63,7 @@ class LoopbackCluster:
                     running = {a for a, ks in processing.items() if any(n in str(k) for k in ks for n in task_names)}
                     targets = running if busy or not running else set(processing) - running
                     if running and targets:
-                        names = {a: w["name"] for a, w in watcher.scheduler_info()["workers"].items()}
+                        names = watcher.run_on_scheduler(_worker_names)  # not `scheduler_info`: it may be a cache
                         killed.append(self.kill_worker(int(str(names[min(targets)]).rsplit("-", 1)[1])))
                         return
                     time.sleep(0.02)
@@ -129,3 +130,7 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=STOP_GRACE_SECONDS)
+
+
+def _worker_names(dask_scheduler: Any) -> dict[str, object]:
+    return {address: worker.name for address, worker in dask_scheduler.workers.items()}

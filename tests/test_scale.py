@@ -268,7 +268,7 @@ def test_a_worker_lost_while_the_ranker_trains_fails_the_fit_promptly(
             survived = train_model("lambdarank", spec, features, sets, seed=7, threads=1, fit=one)
             fitted_seconds = time.monotonic() - start
         assert killed, "no idle worker was killed while one trained"
-        assert len(client.scheduler_info()["workers"]) == 2
+        assert len(client.ncores()) == 2  # asked of the scheduler (`scheduler_info` may answer from a cache)
         assert fitted_seconds > 2 * 0.5  # the fit watched the cluster after the loss (it looks twice a second)
         np.testing.assert_array_equal(survived.test_scores, expected.test_scores)  # one partition: bit for bit
         fit = partial(fit_ranker_on_dask, client, long_fit, seed=7, partition_rows=1000, threads=1)

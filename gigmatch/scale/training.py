@@ -156,16 +156,21 @@ def _failing_on_a_lost_worker(client: Any, fit: Callable[[], Any]) -> Any:
         except BaseException as exc:  # handed to the caller's thread, raised there
             outcome["error"] = exc
 
-    def pinned_workers(dask_scheduler: Any) -> set[str]:  # on the scheduler: defined here, so pickled by value
+    def pinned_and_present(dask_scheduler: Any) -> tuple[set[str], set[str]]:  # on the scheduler: pickled by value
         tasks = dask_scheduler.tasks.items()
-        return {w for key, task in tasks if _TRAINING_TASK in str(key) for w in task.worker_restrictions or ()}
+        pinned = {w for key, task in tasks if _TRAINING_TASK in str(key) for w in task.worker_restrictions or ()}
+        return pinned, set(dask_scheduler.workers)
 
-    watched = set(client.scheduler_info()["workers"])
+    # The workers as the scheduler lists them, not `client.scheduler_info()`: that returns the client's cache,
+    # which its periodic refresh fills without workers (distributed 2026.8), so read between the two every
+    # worker looked lost (training 10M failed at once: "tcp://127.0.0.1:39085, tcp://127.0.0.1:46031 left").
+    watched = client.run_on_scheduler(pinned_and_present)[1]
     training: set[str] = set()  # the workers LightGBM's tasks are pinned to, once it has submitted them
 
     def lost(everyone: bool = False) -> set[str]:
-        training.update(client.run_on_scheduler(pinned_workers))
-        return ((training | watched) if everyone else (training or watched)) - set(client.scheduler_info()["workers"])
+        pinned, present = client.run_on_scheduler(pinned_and_present)
+        training.update(pinned)
+        return ((training | watched) if everyone else (training or watched)) - present
 
     fitting = threading.Thread(target=run, name="dask-lightgbm-fit", daemon=True)
     fitting.start()
