@@ -119,7 +119,7 @@ def _freed_in_the_heap() -> int:
     pieces = [bytes(4000) for _ in range(100_000)]
     _KEPT.extend(pieces[::10])
     del pieces
-    return psutil.Process().memory_info().rss
+    return _resident()
 
 
 def _resident() -> int:

@@ -99,13 +99,18 @@ def engine_session(engine: EngineParams) -> Iterator[str]:
         yield describe(client)
 
 
-def describe(client: object) -> str:
-    """One line for logs and run tags: where the cluster is and what it holds."""
-    info = client.scheduler_info()  # type: ignore[attr-defined]
-    workers = info.get("workers", {})
-    threads = sum(int(w.get("nthreads", 0)) for w in workers.values())
-    memory = sum(int(w.get("memory_limit", 0) or 0) for w in workers.values())
-    return f"dask at {info.get('address')}: {len(workers)} workers, {threads} threads, {memory / 2**30:.1f} GiB"
+def describe(client: Any) -> str:
+    """One line for logs and run tags: where the cluster is and what it holds, asked of the scheduler
+    (`client.scheduler_info()` may answer from the client's cache, which its periodic refresh fills
+    without workers: "0 workers" in a run's `engine` tag)."""
+    workers = client.run_on_scheduler(_worker_resources)
+    threads = sum(nthreads for nthreads, _ in workers.values())
+    memory = sum(limit for _, limit in workers.values())
+    return f"dask at {client.scheduler.address}: {len(workers)} workers, {threads} threads, {memory / 2**30:.1f} GiB"
+
+
+def _worker_resources(dask_scheduler: Any) -> dict[str, tuple[int, int]]:
+    return {address: (w.nthreads, w.memory_limit or 0) for address, w in dask_scheduler.workers.items()}
 
 
 def one_key(value: object) -> Any:

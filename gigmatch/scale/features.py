@@ -12,10 +12,10 @@ cluster, and each worker joins only its own:
    process and fitted on: what fitting on every training row learns, exactly;
 2. the features: the fitted transformer sent to each worker once, each partition joined
    again and featurised there (its within-job features whole: a job sits in one
-   partition and one split). What comes back, a split at a
-   time, is the feature matrices, outcomes and truth of every split, the test rows'
-   match frame (the baselines, the slices, the fingerprint and the champion's measure
-   read it), and the other rows' keys.
+   partition and one split). What comes back, a split at a time, is the feature
+   matrices, outcomes and truth of every split, the test rows' match frame (the
+   baselines, the slices, the fingerprint and the champion's measure read it), and the
+   other rows' keys.
 
 The same splits and matrices as in-process, row for row and bit for bit (tested): the
 partitions hold whole jobs in job order and each is put in (job, freelancer) order, as
