@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from prefect.states import State
 from threadpoolctl import threadpool_limits
 
@@ -55,10 +56,17 @@ from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
 from pipelines.rollout import rollout_flow, shadow_rollout_flow
 from pipelines.settings import get_rollout_settings, get_tracking_settings
-from pipelines.task_runners import api_the_workers_reach, candidate_runner, shared_with_candidates
+from pipelines.task_runners import (
+    api_the_workers_reach,
+    candidate_runner,
+    one_after_another,
+    shared_with_candidates,
+)
 from pipelines.tracking import OFFLINE_GATE_TAG
 
 if TYPE_CHECKING:  # Dask is an optional extra
+    from distributed import Future
+
     from gigmatch.scale.validation import JobPartitions
 
 EXAMPLE_ROWS = 5  # rows of the test frame logged with each model as its input example
@@ -95,15 +103,15 @@ def train_flow(
     tags = {**lineage.tags(), "profile_statistics": profiles, "engine": engine, **(data_origin or {})}
     print(f"engine: {engine}")
     with tracking.run(experiment_id, "train", tags=tags) as run_id:
+        features: FeatureMatrices | Future[FeatureMatrices]  # on Dask, left on the worker that assembled them
         if partitions is not None:  # on Dask: the match frame built and featurised part by part on the workers
             sets, features = split_and_fit_features_on_dask(frames, partitions, params)
         else:
             sets = split_by_time(frames, params.split)
             features = fit_features(sets, params.train.text_max_features)
-        shared = shared_with_candidates(params, features), shared_with_candidates(params, sets.outcomes_only())
-        fits = [train.submit(name, spec, *shared, params) for name, spec in params.train.models.items()]
         references = evaluate_baselines(sets.test, params.evaluate)
-        trained = [fit.result() for fit in fits]
+        trained = train_candidates(params, features, sets)
+        del features  # on Dask the matrices' last reference: the worker holding them frees them
         selected = select_best(trained)
         report = report_on_test(selected, trained, references, sets, params.evaluate)
         fingerprint = fingerprint_selected(params, lineage, selected, trained, sets.test)
@@ -124,6 +132,22 @@ def train_flow(
         shadow_rollout_flow(model_name)  # beside the champion, to earn its online evidence (if servers shadow)
     print(f"version {version} of {model_name} ({selected.name}) {decision.summary()}")
     return TrainingOutcome(selected.name, version, decision, report.metrics)
+
+
+def train_candidates(
+    params: Params, features: FeatureMatrices | Future[FeatureMatrices], sets: SplitSets
+) -> list[TrainedModel]:
+    """Every candidate in params.yaml trained through the flow's task runner, on the matrices and the outcomes.
+
+    Waits for them here: on Dask the task runner's client submits a task run after this returns, and
+    the cluster forgets a Future's data as soon as no client holds it (a candidate then fails with
+    "lost dependencies"), so what the candidates read is held until they end."""
+    matrices, outcomes = shared_with_candidates(params, features), shared_with_candidates(params, sets.outcomes_only())
+    fits: list[PrefectFuture[TrainedModel]] = []
+    for name, spec in params.train.models.items():
+        before = fits[-1:] if one_after_another(params) else []
+        fits.append(train.submit(name, spec, matrices, outcomes, params, return_state=False, wait_for=before))
+    return [fit.result() for fit in fits]
 
 
 def run_training(params_path: Path = Path("params.yaml"), data_origin: dict[str, str] | None = None) -> TrainingOutcome:
@@ -189,7 +213,8 @@ def fit_features(sets: SplitSets, text_max_features: int) -> FeatureMatrices:
 @task(name="split-and-fit-features-on-dask", cache_policy=NO_CACHE)
 def split_and_fit_features_on_dask(
     frames: dict[str, pd.DataFrame], partitions: JobPartitions, params: Params
-) -> tuple[SplitSets, FeatureMatrices]:
+) -> tuple[SplitSets, Future[FeatureMatrices]]:
+    """The matrices stay on the worker that assembled them: the candidates train beside them."""
     from gigmatch.scale.features import splits_on_dask  # Dask is an optional extra
 
     return splits_on_dask(frames, partitions, params.split, params.train.text_max_features)

@@ -80,7 +80,10 @@ def test_the_splits_and_features_on_dask_are_the_in_process_ones(
     assert sum(len(j) for j in jobs) == len(set().union(*jobs))
     rows = np.sort(np.concatenate([part[ROW].to_numpy() for part in parts]))
     np.testing.assert_array_equal(rows, np.arange(len(pd.read_parquet(recut / "applications.parquet"))))
-    dask_sets, dask_features = splits_on_dask(frames, partitions, params.split, TEXT_FEATURES)
+    dask_sets, on_a_worker = splits_on_dask(frames, partitions, params.split, TEXT_FEATURES)
+    # The matrices stay on the cluster, on one worker (the candidates train beside them): fetched here to compare.
+    assert len(default_client().who_has(on_a_worker)[on_a_worker.key]) == 1
+    dask_features = on_a_worker.result()
     assert len(sets.train.relevance) > 5 * PARTITION_ROWS  # the training rows span several partitions
     assert _fitted(dask_features.transformer) == _fitted(features.transformer)
     assert dask_sets.job_counts == sets.job_counts

@@ -250,8 +250,12 @@ def test_the_dask_engine_trains_the_ranker_on_a_cluster_and_serves_it_unchanged(
 
     ranker = {"lambdarank": {"kind": "lambdarank", "params": {"n_estimators": 60, "num_leaves": 15}}}
     engine = {"kind": "dask", "partition_rows": 1000, "workers": 2}  # about six partitions of training rows
-    params = _params(tmp_path, training_snapshot, ranker, engine=engine)
+    params = _params(tmp_path, training_snapshot, {**CRIPPLED, **ranker}, engine=engine)
     outcome = run_training(params)
+    assert outcome.selected == "lambdarank"
+    # One candidate at a time beside the one copy of the matrices, each starting once the one before it ended.
+    trained = _candidate_runs_of_the_latest_training()
+    assert len(trained) == 2 and trained[0].end_time <= trained[1].start_time, trained
 
     version = MlflowClient().get_model_version("gigmatch-ranker", outcome.version)
     tags = MlflowClient().get_run(MlflowClient().get_run(version.run_id).data.tags["mlflow.parentRunId"]).data.tags
@@ -263,6 +267,22 @@ def test_the_dask_engine_trains_the_ranker_on_a_cluster_and_serves_it_unchanged(
     with TestClient(create_app(settings)) as client:
         answer = client.post("/v1/match", json={"job": job, "candidates": candidates}).json()
     assert answer["model_version"] == outcome.version and all(len(c["reasons"]) == 3 for c in answer["candidates"])
+
+
+def _candidate_runs_of_the_latest_training() -> list[Any]:
+    """The `train-model` task runs of the latest `gigmatch-train` flow run, in the order they started."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["gigmatch-train"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )[0]
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="train-model")))
+    return sorted((r for r in runs if r.flow_run_id == latest.id), key=lambda r: r.start_time)
 
 
 FEATURE_TASKS = ("_featurised",)  # the tasks that join and featurise the partitions (gigmatch.scale.features)

@@ -12,10 +12,16 @@ cluster, and each worker joins only its own:
    process and fitted on: what fitting on every training row learns, exactly;
 2. the features: the fitted transformer sent to each worker once, each partition joined
    again and featurised there (its within-job features whole: a job sits in one
-   partition and one split). What comes back, a split at a time, is the feature
-   matrices, outcomes and truth of every split, the test rows' match frame (the
-   baselines, the slices, the fingerprint and the champion's measure read it), and the
-   other rows' keys.
+   partition and one split). What comes back, a split at a time, is the outcomes and
+   truth of every split, the test rows' match frame (the baselines, the slices, the
+   fingerprint and the champion's measure read it), and the other rows' keys;
+3. the matrices: assembled on one worker (the one already holding most of their parts)
+   and left there, a Future of `FeatureMatrices` that the candidates' task runs are given.
+   The flow's process never holds them: at 10M applications, gathering them there and
+   scattering them back for the candidates put 2.4 GB of matrices (and their pickled copy)
+   in the flow and another copy on each worker a candidate ran on (training peaked at
+   19.1 GB). Dask runs a task beside the data it reads, so the candidates train where the
+   matrices are.
 
 The same splits and matrices as in-process, row for row and bit for bit (tested): the
 partitions hold whole jobs in job order and each is put in (job, freelancer) order, as
@@ -32,7 +38,7 @@ from operator import getitem
 import dask
 import numpy as np
 import pandas as pd
-from distributed import default_client
+from distributed import Future, default_client, wait
 
 from gigmatch.data.contract import JOBS
 from gigmatch.features.transformer import MatchFeatures, fitting_rows
@@ -47,10 +53,9 @@ from gigmatch.training.splits import SPLITS, JobSplit, SplitSets, split_jobs_by_
 
 
 @dataclass(frozen=True)
-class _SplitRows:
-    """One partition's rows of one split."""
+class _SplitOutcomes:
+    """One partition's rows of one split, as the flow's process reads them: no features."""
 
-    features: np.ndarray
     relevance: np.ndarray
     truth: np.ndarray | None
     frame: pd.DataFrame  # the test split's match frame rows; the keys only for the others
@@ -59,12 +64,21 @@ class _SplitRows:
         return len(self.relevance) > 0
 
 
+@dataclass(frozen=True)
+class _SplitRows:
+    """One partition's rows of one split: the features stay on the cluster, the outcomes go to the flow."""
+
+    features: np.ndarray
+    outcomes: _SplitOutcomes
+
+
 def splits_on_dask(
     frames: dict[str, pd.DataFrame], partitions: JobPartitions, split: SplitParams, text_max_features: int
-) -> tuple[SplitSets, FeatureMatrices]:
+) -> tuple[SplitSets, Future[FeatureMatrices]]:
     """`split_snapshot` and `fit_feature_matrices` of a snapshot checked on the current Dask client's cluster
     (`validate_snapshot_on_dask`): `frames`, its jobs, freelancers and profile history as read in this process;
-    `partitions`, its applications and truth as the check left them on the cluster."""
+    `partitions`, its applications and truth as the check left them on the cluster. The matrices are a Future:
+    they stay on the worker that assembled them (`.result()` fetches them)."""
     jobs_split = split_jobs_by_time(frames[JOBS], split.valid_fraction, split.test_fraction)
     parents = Parents.of(frames)
     context = one_key((parents, jobs_split))
@@ -74,16 +88,26 @@ def splits_on_dask(
     fitted = one_key(transformer)
     client = default_client()
     featured = client.compute([dask.delayed(_featurised)(part, t, context, fitted) for part, t in partitions.pairs()])
-    matrices, evaluation = {}, {}
+    evaluation, matrix_parts = {}, {}
     for name in SPLITS:  # gathered a split at a time: this process holds one split's parts beside the whole
-        found = [rows for rows in client.gather([client.submit(getitem, f, name) for f in featured]) if rows]
+        rows = [client.submit(getitem, f, name) for f in featured]
+        found = [o for o in client.gather([client.submit(getattr, r, "outcomes") for r in rows]) if o]
         if not found:
             raise ValueError(f"the {name} split has no applications")
-        matrices[name] = np.concatenate([rows.features for rows in found])
         evaluation[name] = _evaluation_set(found)
-    del featured
+        matrix_parts[name] = [client.submit(getattr, r, "features") for r in rows]
+    matrices = client.submit(_feature_matrices, transformer, matrix_parts)
+    wait(matrices)
+    if matrices.status == "error":
+        matrices.result()  # raises the worker's error here
+    del featured, rows, matrix_parts  # the parts: the matrices hold copies
     release_freed_memory(client)
-    return SplitSets(**evaluation, job_counts=jobs_split.sizes()), FeatureMatrices(transformer, matrices)
+    return SplitSets(**evaluation, job_counts=jobs_split.sizes()), matrices
+
+
+def _feature_matrices(transformer: MatchFeatures, parts: dict[str, list[np.ndarray]]) -> FeatureMatrices:
+    """On a worker: each split's matrix from its partitions' parts, in partition (job) order."""
+    return FeatureMatrices(transformer, {name: np.concatenate(split_parts) for name, split_parts in parts.items()})
 
 
 def _training_fitting_rows(applications: pd.DataFrame, context: tuple[Parents, JobSplit]) -> pd.DataFrame:
@@ -113,14 +137,16 @@ def _featurised(
         frame = match.iloc[rows].reset_index(drop=True)
         found[name] = _SplitRows(
             features[rows],
-            relevance[rows],
-            None if true_probability is None else true_probability[rows],
-            frame if name == "test" else frame[KEYS],
+            _SplitOutcomes(
+                relevance[rows],
+                None if true_probability is None else true_probability[rows],
+                frame if name == "test" else frame[KEYS],
+            ),
         )
     return found
 
 
-def _evaluation_set(parts: list[_SplitRows]) -> EvaluationSet:
+def _evaluation_set(parts: list[_SplitOutcomes]) -> EvaluationSet:
     truth = None if parts[0].truth is None else np.concatenate([p.truth for p in parts])
     frame = pd.concat([p.frame for p in parts], ignore_index=True)
     return EvaluationSet(frame, np.concatenate([p.relevance for p in parts]), truth)
