@@ -272,17 +272,21 @@ def test_the_dask_engine_trains_the_ranker_on_a_cluster_and_serves_it_unchanged(
 def _candidate_runs_of_the_latest_training() -> list[Any]:
     """The `train-model` task runs of the latest `gigmatch-train` flow run, in the order they started."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas import filters
     from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
         latest = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["gigmatch-train"])),
+            flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=["gigmatch-train"])),
             sort=FlowRunSort.START_TIME_DESC,
             limit=1,
         )[0]
-        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="train-model")))
-    return sorted((r for r in runs if r.flow_run_id == latest.id), key=lambda r: r.start_time)
+        of_latest = filters.TaskRunFilter(
+            flow_run_id=filters.TaskRunFilterFlowRunId(any_=[latest.id]),
+            name=filters.TaskRunFilterName(like_="train-model"),
+        )
+        runs = client.read_task_runs(task_run_filter=of_latest)
+    return sorted(runs, key=lambda r: r.start_time)
 
 
 FEATURE_TASKS = ("_featurised",)  # the tasks that join and featurise the partitions (gigmatch.scale.features)
