@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -203,3 +204,19 @@ def test_console_script_exit_code(small_snapshot: Path) -> None:
         "applications.freelancer_id: check 'foreign_key(freelancers.freelancer_id)' failed for 1 row(s)"
         in result.stderr
     )
+
+
+def test_the_time_order_checks_compare_instants_as_timestamps_do() -> None:
+    """The relation checks compare numpy datetimes (`_instants`), not a `Timestamp` object per row: the same
+    answers, across units and time zones, with a missing value never earlier than anything."""
+    import pandas as pd
+
+    from gigmatch.data.validation import _instants
+
+    times = pd.Series(pd.to_datetime(["2025-03-30 00:30", "2025-03-30 01:30", None, "2025-01-01 00:00"], utc=True))
+    sides = [times, times.dt.tz_convert("Europe/Berlin"), times.astype("datetime64[ns, UTC]"), times.dt.as_unit("s")]
+    for left, right in itertools.product(sides, repeat=2):
+        plain = np.array([a < b for a, b in itertools.product(left.to_numpy(), right.to_numpy())])
+        fast = np.array([a < b for a, b in itertools.product(_instants(left), _instants(right))])
+        np.testing.assert_array_equal(fast, plain)
+        np.testing.assert_array_equal(_instants(left)[:, None] < _instants(right)[None, :], plain.reshape(4, 4))

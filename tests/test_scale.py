@@ -249,6 +249,26 @@ def test_the_ranker_on_a_local_cluster_gives_the_in_process_model(
     assert len(job_chunks(sets.train.group, 1000)[0]) > 2  # several partitions: both workers hold some
 
 
+def test_the_ranker_fitted_in_a_task_on_a_worker_trains_on_every_worker(
+    training_sets: tuple[SplitSets, FeatureMatrices],
+) -> None:
+    """As the flow's candidates are (Prefect task runs on the workers): a task's `scatter` lands on its own
+    worker, and LightGBM trains on the workers that hold parts, so the parts must reach the others."""
+    from distributed import get_task_stream
+
+    sets, features = training_sets
+    local = train_model("lambdarank", RANKER, features, sets, seed=7, threads=1)
+    engine = EngineParams(kind="dask", partition_rows=1000, workers=2, worker_memory_gib=None)
+    fit = partial(fit_ranker_on_dask, None, RANKER.params, seed=7, partition_rows=1000, threads=1)
+    with dask_client(engine) as client, get_task_stream(client) as stream:
+        trained = client.submit(train_model, "lambdarank", RANKER, features, sets, 7, 1, fit).result()
+        assert len(client.nthreads()) == 2
+    trained_on = {task["worker"] for task in stream.data if "_train_part" in str(task["key"])}
+    assert len(trained_on) == 2, stream.data
+    assert isinstance(estimator_of(trained.model), LGBMRanker)
+    assert spearmanr(trained.test_scores, local.test_scores).statistic > 0.9
+
+
 def test_a_worker_lost_while_the_ranker_trains_fails_the_fit_promptly(
     tmp_path: Path, training_sets: tuple[SplitSets, FeatureMatrices]
 ) -> None:

@@ -15,8 +15,8 @@ cluster, and each worker joins only its own:
    partition and one split). What comes back, a split at a time, is the outcomes and
    truth of every split, the test rows' match frame (the baselines, the slices, the
    fingerprint and the champion's measure read it), and the other rows' keys;
-3. the matrices: assembled on one worker (the one already holding most of their parts)
-   and left there, a Future of `FeatureMatrices` that the candidates' task runs are given.
+3. the matrices: assembled a split at a time on one worker (the one already holding most
+   of their parts) and left there, a Future of `FeatureMatrices` that the candidates' task runs are given.
    The flow's process never holds them: at 10M applications, gathering them there and
    scattering them back for the candidates put 2.4 GB of matrices (and their pickled copy)
    in the flow and another copy on each worker a candidate ran on (training peaked at
@@ -34,11 +34,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import getitem
+from typing import TypeVar
 
 import dask
 import numpy as np
 import pandas as pd
-from distributed import Future, default_client, wait
+from distributed import Client, Future, default_client, wait
 
 from gigmatch.data.contract import JOBS
 from gigmatch.features.transformer import MatchFeatures, fitting_rows
@@ -50,6 +51,8 @@ from gigmatch.scale.validation import JobPartitions
 from gigmatch.training.evaluation import EvaluationSet
 from gigmatch.training.fitting import FeatureMatrices
 from gigmatch.training.splits import SPLITS, JobSplit, SplitSets, split_jobs_by_time
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,18 +99,30 @@ def splits_on_dask(
             raise ValueError(f"the {name} split has no applications")
         evaluation[name] = _evaluation_set(found)
         matrix_parts[name] = [client.submit(getattr, r, "features") for r in rows]
-    matrices = client.submit(_feature_matrices, transformer, matrix_parts)
-    wait(matrices)
-    if matrices.status == "error":
-        matrices.result()  # raises the worker's error here
-    del featured, rows, matrix_parts  # the parts: the matrices hold copies
+    del featured, rows  # the partitions' outcomes and frames: the flow has them now
+    matrices = _assembled(client, transformer, matrix_parts)
     release_freed_memory(client)
     return SplitSets(**evaluation, job_counts=jobs_split.sizes()), matrices
 
 
-def _feature_matrices(transformer: MatchFeatures, parts: dict[str, list[np.ndarray]]) -> FeatureMatrices:
-    """On a worker: each split's matrix from its partitions' parts, in partition (job) order."""
-    return FeatureMatrices(transformer, {name: np.concatenate(split_parts) for name, split_parts in parts.items()})
+def _assembled(
+    client: Client, transformer: MatchFeatures, parts: dict[str, list[Future[np.ndarray]]]
+) -> Future[FeatureMatrices]:
+    """The matrices from their partitions' parts (taken out of `parts`), a split at a time, each split's parts
+    released once its matrix is whole: the worker assembling them holds one split's parts beside the matrices,
+    not every split's (at 10M applications, every part beside every matrix took that worker to 6.9 GB)."""
+    matrices = {}
+    for name in SPLITS:
+        matrices[name] = _finished(client.submit(np.concatenate, parts.pop(name)))  # its parts' last reference
+    return _finished(client.submit(FeatureMatrices, transformer, matrices))
+
+
+def _finished(future: Future[T]) -> Future[T]:
+    """`future` once its task has run; a worker's error raised here."""
+    wait(future)
+    if future.status == "error":
+        future.result()
+    return future
 
 
 def _training_fitting_rows(applications: pd.DataFrame, context: tuple[Parents, JobSplit]) -> pd.DataFrame:

@@ -83,8 +83,9 @@ def fit_ranker_on_dask(
     from lightgbm.dask import DaskLGBMRanker
 
     rows, jobs, sizes = job_chunks(data.group, partition_rows)
+    placed = _placement(client, rows)
     features, relevance, group = (
-        _scattered(client, array, chunks)
+        _scattered(client, array, chunks, placed)
         for array, chunks in ((data.features, rows), (data.relevance, rows), (sizes, jobs))
     )
     # No n_jobs: LightGBM's Dask estimators give each worker as many threads as the worker has (one on
@@ -97,21 +98,48 @@ def fit_ranker_on_dask(
     return ranker.to_local().set_params(n_jobs=threads)
 
 
-def _scattered(client: Any, array: np.ndarray, chunks: tuple[int, ...]) -> Any:
-    """`array` as a Dask array of `chunks` rows per part, each part scattered to a worker.
+def _placement(client: Any, rows: tuple[int, ...]) -> list[str]:
+    """The worker each partition goes to: the largest first, each to the worker with the fewest rows so far
+    (every worker trains: LightGBM trains on the workers that hold parts)."""
+    load = dict.fromkeys(sorted(client.nthreads()), 0)  # asked of the scheduler
+    placed = [""] * len(rows)
+    for part in sorted(range(len(rows)), key=lambda i: -rows[i]):
+        placed[part] = min(load, key=lambda worker: load[worker])
+        load[placed[part]] += rows[part]
+    return placed
+
+
+def _scattered(client: Any, array: np.ndarray, chunks: tuple[int, ...], placed: list[str]) -> Any:
+    """`array` as a Dask array of `chunks` rows per part, each part on its `placed` worker.
 
     Not `da.from_array`, which puts the parts in the graph: the scheduler would hold the
-    whole training matrix (1.7 GB at 10M applications) until the fit ends."""
+    whole training matrix (1.7 GB at 10M applications) until the fit ends. And not
+    `scatter(..., workers=placed)` alone: a task on a worker (a candidate's task run) scatters
+    to its own worker whatever it asks, and LightGBM then trained on that one worker only
+    (10M applications: the other worker idle for the fit's nine minutes). So each part is
+    scattered here (this worker's copy is a view of `array`) and fetched by its worker."""
     import dask.array as da
+    from distributed import wait
 
     spans = list(itertools.pairwise(np.cumsum((0, *chunks))))
-    parts = client.scatter([array[start:end] for start, end in spans], hash=False)
+    here = client.scatter([array[start:end] for start, end in spans], hash=False)
+    holders = client.who_has(here)
+    parts = [
+        part if worker in holders[part.key] else client.submit(_same, part, workers=[worker], pure=False)
+        for part, worker in zip(here, placed, strict=True)
+    ]
+    wait(parts)
+    del here, holders  # the moved parts' scattered copies
     return da.concatenate(
         [
             da.from_delayed(part, (end - start, *array.shape[1:]), dtype=array.dtype)
             for part, (start, end) in zip(parts, spans, strict=True)
         ]
     )
+
+
+def _same(part: np.ndarray) -> np.ndarray:
+    return part
 
 
 @contextmanager
