@@ -117,7 +117,8 @@ def _scattered(client: Any, array: np.ndarray, chunks: tuple[int, ...], placed: 
     `scatter(..., workers=placed)` alone: a task on a worker (a candidate's task run) scatters
     to its own worker whatever it asks, and LightGBM then trained on that one worker only
     (10M applications: the other worker idle for the fit's nine minutes). So each part is
-    scattered here (this worker's copy is a view of `array`) and fetched by its worker."""
+    scattered here (this worker's copy is a view of `array`) and fetched by its worker (by another, if
+    that one has left: a part is never left waiting for a worker that is gone)."""
     import dask.array as da
     from distributed import wait
 
@@ -125,7 +126,9 @@ def _scattered(client: Any, array: np.ndarray, chunks: tuple[int, ...], placed: 
     here = client.scatter([array[start:end] for start, end in spans], hash=False)
     holders = client.who_has(here)
     parts = [
-        part if worker in holders[part.key] else client.submit(_same, part, workers=[worker], pure=False)
+        part
+        if worker in holders[part.key]
+        else client.submit(_same, part, workers=[worker], allow_other_workers=True, pure=False)
         for part, worker in zip(here, placed, strict=True)
     ]
     wait(parts)
