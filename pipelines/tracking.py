@@ -11,12 +11,12 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.artifacts
@@ -34,6 +34,9 @@ from gigmatch.model.pipeline import TRUSTED_MODEL_TYPES
 from gigmatch.repro.code import REPOSITORY_ROOT, closure_files, import_closure
 from gigmatch.training.promotion import RecordedFigures
 from pipelines.settings import TrackingSettings
+
+if TYPE_CHECKING:
+    from gigmatch.repro.datasets import SplitDataset
 
 # What a served model needs, pinned to the versions it was trained with: the libraries
 # its pipeline and the code it carries (`model_code`) import.
@@ -103,6 +106,28 @@ def log_figures(run_id: str, params: Mapping[str, Any], metrics: Mapping[str, fl
 def log_json(run_id: str, payload: Mapping[str, object], artifact_file: str) -> None:
     """As `gigmatch.files.write_json` writes it, so an artifact and its file in reports/ are the same bytes."""
     MlflowClient().log_text(run_id, json_text(payload), artifact_file)
+
+
+def log_datasets(run_id: str, datasets: Sequence[SplitDataset]) -> None:
+    """The splits as the run's MLflow datasets (its "Datasets" panel), each with its context, source and profile."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = []
+    for dataset in datasets:
+        with warnings.catch_warnings():  # a local path resolves to one source type under two names
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(dataset.uri)
+        entity = Dataset(
+            name=dataset.name,
+            digest=dataset.digest,
+            source_type=source._get_source_type(),
+            source=source.to_json(),
+            profile=json.dumps(dataset.profile),
+        )
+        inputs.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, dataset.context)]))
+    MlflowClient().log_inputs(run_id, datasets=inputs)
 
 
 @dataclass(frozen=True)

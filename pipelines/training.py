@@ -22,11 +22,13 @@ from prefect.states import State
 from threadpoolctl import threadpool_limits
 
 from gigmatch.data.contract import FREELANCER_HISTORY
+from gigmatch.data.pinning import remote_url
 from gigmatch.data.snapshot import profile_statistics_note, read_tables
 from gigmatch.features.transformer import IncompatibleFeaturesError
 from gigmatch.model.bundle import UntrustedModelError
 from gigmatch.model.pipeline import is_probabilistic, match_scores
 from gigmatch.params import EngineParams, EvaluateParams, ModelSpec, Params, SplitParams, load_params
+from gigmatch.repro.datasets import snapshot_uri, split_datasets
 from gigmatch.repro.fingerprint import FINGERPRINT_FILE, LOCAL_FINGERPRINT_FILE, model_fingerprint
 from gigmatch.repro.lineage import Lineage, current_lineage
 from gigmatch.repro.recording import RecordedFingerprint, record_fingerprint, write_recorded
@@ -55,7 +57,7 @@ from gigmatch.training.reports import TrainingReport, build_report, write_report
 from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
 from pipelines.rollout import rollout_flow, shadow_rollout_flow
-from pipelines.settings import get_rollout_settings, get_tracking_settings
+from pipelines.settings import get_rollout_settings, get_team_settings, get_tracking_settings
 from pipelines.task_runners import (
     api_the_workers_reach,
     candidate_runner,
@@ -116,6 +118,7 @@ def train_flow(
         report = report_on_test(selected, trained, references, sets, params.evaluate)
         fingerprint = fingerprint_selected(params, lineage, selected, trained, sets.test)
         log_training_run(run_id, params, sets, report, lineage)
+        log_datasets(run_id, params, sets, lineage)
         logged = log_models(run_id, experiment_id, trained, sets.test.frame.head(EXAMPLE_ROWS), params, lineage)
         log_fingerprint(logged[selected.name], fingerprint)
         version = register_model(
@@ -264,6 +267,14 @@ def log_training_run(run_id: str, params: Params, sets: SplitSets, report: Train
         **{f"jobs.{name}": count for name, count in sets.job_counts.items()},
     }
     tracking.log_figures(run_id, run_params, metrics, {"selected_model": report.selected})
+
+
+@task(name="log-datasets", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def log_datasets(run_id: str, params: Params, sets: SplitSets, lineage: Lineage) -> None:
+    """The splits of the snapshot as the run's MLflow datasets: its DVC hash, and where DVC keeps it."""
+    remote = remote_url(Path.cwd(), get_team_settings().dvc_remote)
+    uri = snapshot_uri(params.data.dir, lineage, remote)
+    tracking.log_datasets(run_id, split_datasets(sets, lineage, uri, split_tag(params.split)))
 
 
 @task(name="log-models", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)

@@ -6,15 +6,18 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from gigmatch.cli import ExitCode, main
-from gigmatch.data.pinning import PinError, directory_md5, materialise, read_pin
+from gigmatch.data.pinning import PinError, directory_md5, materialise, read_pin, remote_url
 from gigmatch.data.simulator import generate_snapshot
 from gigmatch.params import Params, SimulateParams, override
+from gigmatch.repro.datasets import snapshot_uri
+from gigmatch.repro.lineage import current_lineage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,3 +176,22 @@ def test_committed_pin_is_reproducible_from_the_seed(tmp_path: Path, params: Par
     """data.dvc in this repository pins exactly what params.yaml's seed regenerates."""
     generate_snapshot(params.simulate, tmp_path / "data")
     assert directory_md5(tmp_path / "data") == read_pin(ROOT / "data.dvc").md5
+
+
+def test_a_pinned_snapshot_is_named_by_its_place_on_the_dvc_remote(
+    pinned_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a training run logs as its datasets' source (`snapshot_uri`): the pinned version's `.dir` file on the
+    remote once pushed (DVC's own layout), and the folder itself for data that is not the pinned version."""
+    monkeypatch.chdir(pinned_repo)
+    _dvc(["push"], pinned_repo)
+    remote = remote_url(pinned_repo)
+    assert remote == str((pinned_repo.parent / "remote").resolve()) and remote_url(pinned_repo, "nope") is None
+    lineage = current_lineage(pinned_repo / "data", pinned_repo / "data.dvc")
+    uri = snapshot_uri(pinned_repo / "data", lineage, remote)
+    assert lineage.data_pinned
+    assert {entry["relpath"] for entry in json.loads(Path(uri).read_text())} == {
+        p.name for p in (pinned_repo / "data").iterdir()
+    }
+    unpinned = replace(lineage, data_pinned=False)
+    assert snapshot_uri(pinned_repo / "data", unpinned, remote) == str((pinned_repo / "data").resolve())

@@ -64,6 +64,14 @@ def test_first_run_registers_and_promotes(tmp_path: Path, training_snapshot: Pat
     assert run.data.tags["data_md5"].endswith(".dir") and run.data.tags["git_commit"]
     parent = MlflowClient().get_run(run.data.tags["mlflow.parentRunId"])
     assert parent.data.tags["promotion.decision"] == CHAMPION and parent.info.status == "FINISHED"
+    # Its splits are the run's MLflow datasets: the snapshot's DVC hash, where it was read (not the pinned version).
+    datasets = {d.tags[0].value: d.dataset for d in parent.inputs.dataset_inputs}
+    assert set(datasets) == {"training", "validation", "test"}
+    for context, split in (("training", "train"), ("validation", "valid"), ("test", "test")):
+        dataset = datasets[context]
+        assert dataset.digest == run.data.tags["data_md5"] and dataset.name == f"snapshot-{split}"
+        assert json.loads(dataset.source) == {"uri": str(training_snapshot.resolve())}
+        assert json.loads(dataset.profile)["jobs"] == int(parent.data.params[f"jobs.{split}"])
 
 
 def test_worse_model_is_not_promoted(tmp_path: Path, training_snapshot: Path) -> None:

@@ -84,6 +84,22 @@ def run_dvc(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) ->
     )
 
 
+def remote_url(repo: Path, name: str | None = None) -> str | None:
+    """The URL of DVC remote `name` (None: the default remote) as `dvc config` reads `repo`'s configuration,
+    local overrides included; None when there is no such remote, or no DVC project."""
+    if not (repo / ".dvc").is_dir():
+        return None
+    listed = run_dvc(["config", "--list"], repo)  # one call: a DVC command takes about a second to start
+    if listed.returncode != 0:
+        return None
+    config = dict(line.split("=", 1) for line in listed.stdout.splitlines() if "=" in line)
+    chosen = name or config.get("core.remote")
+    url = config.get(f"remote.{chosen}.url") if chosen else None
+    if url is None or "://" in url:
+        return url
+    return str((repo / ".dvc" / Path(url).expanduser()).resolve())  # DVC reads a relative path from .dvc/
+
+
 @dataclass(frozen=True)
 class Materialised:
     how: str  # "present", "checkout", "pull" or "regenerate"
