@@ -108,6 +108,24 @@ def log_json(run_id: str, payload: Mapping[str, object], artifact_file: str) -> 
     MlflowClient().log_text(run_id, json_text(payload), artifact_file)
 
 
+def source_tags(entrypoint: str, git_commit: str) -> dict[str, str]:
+    """MLflow's source tags (the UI's "Source"): the command that ran, and the commit it ran at."""
+    from mlflow.entities import SourceType
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
+
+    tags = {MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL), MLFLOW_SOURCE_NAME: entrypoint}
+    if git_commit != "unknown":  # outside a git checkout
+        tags[MLFLOW_GIT_COMMIT] = git_commit
+    return tags
+
+
+def describe(run_id: str, description: str) -> None:
+    """The run's description (Markdown), as the MLflow UI shows and edits it."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+    MlflowClient().set_tag(run_id, MLFLOW_RUN_NOTE, description)
+
+
 def log_datasets(run_id: str, datasets: Sequence[SplitDataset]) -> None:
     """The splits as the run's MLflow datasets (its "Datasets" panel), each with its context, source and profile."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source

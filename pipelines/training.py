@@ -28,7 +28,7 @@ from gigmatch.features.transformer import IncompatibleFeaturesError
 from gigmatch.model.bundle import UntrustedModelError
 from gigmatch.model.pipeline import is_probabilistic, match_scores
 from gigmatch.params import EngineParams, EvaluateParams, ModelSpec, Params, SplitParams, load_params
-from gigmatch.repro.datasets import snapshot_uri, split_datasets
+from gigmatch.repro.datasets import SplitDataset, snapshot_uri, split_datasets
 from gigmatch.repro.fingerprint import FINGERPRINT_FILE, LOCAL_FINGERPRINT_FILE, model_fingerprint
 from gigmatch.repro.lineage import Lineage, current_lineage
 from gigmatch.repro.recording import RecordedFingerprint, record_fingerprint, write_recorded
@@ -53,7 +53,7 @@ from gigmatch.training.promotion import (
     promotion_record,
     split_tag,
 )
-from gigmatch.training.reports import TrainingReport, build_report, write_reports
+from gigmatch.training.reports import TrainingReport, build_report, run_description, write_reports
 from gigmatch.training.splits import SplitSets, split_snapshot
 from pipelines import tracking
 from pipelines.rollout import rollout_flow, shadow_rollout_flow
@@ -72,6 +72,7 @@ if TYPE_CHECKING:  # Dask is an optional extra
     from gigmatch.scale.validation import JobPartitions
 
 EXAMPLE_ROWS = 5  # rows of the test frame logged with each model as its input example
+SOURCE = "gigmatch train (pipelines/training.py)"  # the runs' source in MLflow
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def train_flow(
     frames, lineage, partitions = load_snapshot(params.data.dir, params.engine)
     profiles = "as_of_history" if FREELANCER_HISTORY in frames else "current_values"
     tags = {**lineage.tags(), "profile_statistics": profiles, "engine": engine, **(data_origin or {})}
+    tags |= tracking.source_tags(SOURCE, lineage.git_commit)
     print(f"engine: {engine}")
     with tracking.run(experiment_id, "train", tags=tags) as run_id:
         features: FeatureMatrices | Future[FeatureMatrices]  # on Dask, left on the worker that assembled them
@@ -118,8 +120,9 @@ def train_flow(
         report = report_on_test(selected, trained, references, sets, params.evaluate)
         fingerprint = fingerprint_selected(params, lineage, selected, trained, sets.test)
         log_training_run(run_id, params, sets, report, lineage)
-        log_datasets(run_id, params, sets, lineage)
-        logged = log_models(run_id, experiment_id, trained, sets.test.frame.head(EXAMPLE_ROWS), params, lineage)
+        datasets = log_datasets(run_id, params, sets, lineage)
+        example = sets.test.frame.head(EXAMPLE_ROWS)
+        logged = log_models(run_id, experiment_id, trained, example, params, lineage, datasets)
         log_fingerprint(logged[selected.name], fingerprint)
         version = register_model(
             logged[selected.name], model_name, {**lineage.tags(), **(data_origin or {})}, selected.name
@@ -127,6 +130,7 @@ def train_flow(
         champion = measure_champion(model_name, version, sets.test, lineage, params.split)
         decision = gate_champion(selected, champion, references, report, params)
         promotion = record_decision(run_id, model_name, version, selected, champion, decision, report)
+        describe_run(run_id, report, sets, lineage, version, decision)
         move_alias(model_name, version, decision)  # the last registry change: everything before it succeeded
         write_training_reports(params, report, promotion, fingerprint)
     if decision.promote and get_rollout_settings().serving_urls:
@@ -270,11 +274,13 @@ def log_training_run(run_id: str, params: Params, sets: SplitSets, report: Train
 
 
 @task(name="log-datasets", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
-def log_datasets(run_id: str, params: Params, sets: SplitSets, lineage: Lineage) -> None:
+def log_datasets(run_id: str, params: Params, sets: SplitSets, lineage: Lineage) -> list[SplitDataset]:
     """The splits of the snapshot as the run's MLflow datasets: its DVC hash, and where DVC keeps it."""
     remote = remote_url(Path.cwd(), get_team_settings().dvc_remote)
     uri = snapshot_uri(params.data.dir, lineage, remote)
-    tracking.log_datasets(run_id, split_datasets(sets, lineage, uri, split_tag(params.split)))
+    datasets = split_datasets(sets, lineage, uri, split_tag(params.split))
+    tracking.log_datasets(run_id, datasets)
+    return datasets
 
 
 @task(name="log-models", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
@@ -285,10 +291,11 @@ def log_models(
     example: pd.DataFrame,
     params: Params,
     lineage: Lineage,
+    datasets: list[SplitDataset],
 ) -> dict[str, tracking.LoggedModel]:
-    """One nested MLflow run per trained model: its params, metrics and the model itself."""
+    """One nested MLflow run per trained model: its params, metrics, datasets and the model itself."""
     logged = {}
-    tags = {**lineage.tags(), "split": split_tag(params.split)}
+    tags = {**lineage.tags(), "split": split_tag(params.split), **tracking.source_tags(SOURCE, lineage.git_commit)}
     for model in trained:
         spec = params.train.models[model.name]
         with tracking.run(experiment_id, model.name, parent_run_id, tags) as run_id:
@@ -300,6 +307,7 @@ def log_models(
                 **{f"model.{k}": v for k, v in spec.params.items()},
             }
             tracking.log_figures(run_id, run_params, metrics, {"model_spec": model.name})
+            tracking.log_datasets(run_id, datasets)  # the same splits: candidates compare side by side
             predict_fn = "predict_proba" if is_probabilistic(model.model) else "predict"
             logged[model.name] = tracking.log_model(run_id, model.model, example, predict_fn)
     return logged
@@ -385,6 +393,16 @@ def record_decision(
     tracking.log_json(run_id, report.slices, "slices.json")
     tracking.log_figures(run_id, {}, {}, {"promotion.decision": decision.alias, "registered_version": version})
     return promotion
+
+
+@task(name="describe-run", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def describe_run(
+    run_id: str, report: TrainingReport, sets: SplitSets, lineage: Lineage, version: str, decision: Decision
+) -> None:
+    """The run's description for people reading it in MLflow, from its own figures."""
+    pinned = "the version data.dvc pins" if lineage.data_pinned else "not the version data.dvc pins"
+    outcome = f"Registered as version {version}: {decision.summary()}."
+    tracking.describe(run_id, run_description(report, sets.job_counts, f"`{lineage.data_md5}` ({pinned})", outcome))
 
 
 @task(name="move-alias", cache_policy=NO_CACHE)

@@ -72,6 +72,16 @@ def test_first_run_registers_and_promotes(tmp_path: Path, training_snapshot: Pat
         assert dataset.digest == run.data.tags["data_md5"] and dataset.name == f"snapshot-{split}"
         assert json.loads(dataset.source) == {"uri": str(training_snapshot.resolve())}
         assert json.loads(dataset.profile)["jobs"] == int(parent.data.params[f"jobs.{split}"])
+    candidate = MlflowClient().get_run(version.run_id)  # the same datasets: the candidates compare side by side
+    assert {d.dataset.digest for d in candidate.inputs.dataset_inputs} == {run.data.tags["data_md5"]}
+    assert len(candidate.inputs.dataset_inputs) == 3
+    # A description from the run's own figures, and its source.
+    description = parent.data.tags["mlflow.note.content"]
+    assert f"**{outcome.selected}**: test NDCG@10 {metrics['test']['ndcg_at_10']:.4f}" in description
+    assert f"skill-overlap baseline {metrics['test']['baseline_skill_overlap_ndcg_at_10']:.4f}" in description
+    assert run.data.tags["data_md5"] in description and f"Registered as version {outcome.version}" in description
+    assert parent.data.tags["mlflow.source.name"].startswith("gigmatch train")
+    assert parent.data.tags["mlflow.source.git.commit"] == run.data.tags["git_commit"]
 
 
 def test_worse_model_is_not_promoted(tmp_path: Path, training_snapshot: Path) -> None:

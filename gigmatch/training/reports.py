@@ -135,3 +135,20 @@ def write_reports(directory: Path, report: TrainingReport, promotion: Mapping[st
     }
     for name, text in files.items():
         atomic_write_text(directory / name, text)
+
+
+def run_description(report: TrainingReport, job_counts: Mapping[str, int], data: str, outcome: str) -> str:
+    """The training run's description in MLflow (Markdown, from the run's own figures): what was trained on
+    what, what won and by how much, and what the registry did. `data`: the snapshot's DVC hash and whether it
+    is the pinned version; `outcome`: the registered version and the gate's decision."""
+    test: Mapping[str, object] = report.metrics["test"]  # type: ignore[assignment]
+    references = [f"the skill-overlap baseline {test['baseline_skill_overlap_ndcg_at_10']:.4f}"]
+    if f"{ORACLE}_ndcg_at_10" in test:
+        references.append(f"the oracle {test[f'{ORACLE}_ndcg_at_10']:.4f}")
+    jobs = ", ".join(f"{count:,} {name}" for name, count in job_counts.items())
+    return (
+        f"Ranks the freelancers who applied to a job post. Trained on snapshot {data}, split by posting "
+        f"time into {jobs} jobs.\n\n"
+        f"Selected **{report.selected}**: test NDCG@10 {test['ndcg_at_10']:.4f} (against "
+        f"{' and '.join(references)}), exposure fairness ratio {report.fairness.ratio:.2f}.\n\n{outcome}"
+    )
