@@ -130,17 +130,17 @@ def data_push(dvc_file: Annotated[Path, typer.Option(help="The pin file.")] = Pa
 
 def _checked_remote(repo: Path) -> str | None:
     """GIGMATCH_DVC_REMOTE, if set; an S3 remote's bucket is asked first, so a bad key fails in seconds."""
-    from gigmatch.data.pinning import run_dvc
+    from gigmatch.data.pinning import remote_url
     from pipelines.preflight import check_bucket
     from pipelines.settings import get_team_settings
 
     remote = get_team_settings().dvc_remote
     if remote:
-        url = run_dvc(["config", f"remote.{remote}.url"], repo)
-        if url.returncode != 0:
-            raise typer.BadParameter(f"GIGMATCH_DVC_REMOTE={remote}: no such DVC remote ({url.stderr.strip()})")
-        if url.stdout.strip().startswith("s3://"):
-            check_bucket(url.stdout.strip())
+        url = remote_url(repo, remote)
+        if url is None:
+            raise typer.BadParameter(f"GIGMATCH_DVC_REMOTE={remote}: no such DVC remote in {repo / '.dvc'}")
+        if url.startswith("s3://"):
+            check_bucket(url)
     return remote
 
 
